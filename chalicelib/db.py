@@ -1,0 +1,219 @@
+"""DynamoDB access shared by every domain: table binding, transactions, request log.
+
+Models subclass `SiyuModel` and name their table with `Meta.table`; the stage's
+prefix, region and endpoint are bound on first use (nothing is read at import).
+`TABLE_MODULES` lists every module holding models, so infra/ and local/ derive
+the tables from the models instead of keeping copies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.attributes import TTLAttribute
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.config import settings
+
+__all__ = [
+    "SiyuModel",
+    "TABLE_MODULES",
+    "all_models",
+    "connection",
+    "transaction",
+    "cancellation_codes",
+    "Request",
+    "recording",
+    "batch_get",
+]
+
+TABLE_MODULES = [
+    "chalicelib.idempotency",
+    "chalicelib.members.models",
+    "chalicelib.wechat.token_cache",
+    "chalicelib.messaging.models",
+]
+
+
+class SiyuModel(Model):
+    """Base of every table model: `class Meta: table = "members"`."""
+
+    class Meta:
+        table: str = ""
+
+    @classmethod
+    def _get_connection(cls):  # type: ignore[override]
+        if cls._connection is None:
+            _bind(cls)
+            table_connection = super()._get_connection()
+            _watch(table_connection.connection)
+            return table_connection
+        return super()._get_connection()
+
+    @classmethod
+    def ttl_attribute_name(cls) -> str | None:
+        for name, attribute in cls.get_attributes().items():
+            if isinstance(attribute, TTLAttribute):
+                return attribute.attr_name or name
+        return None
+
+
+_bind_lock = threading.Lock()
+
+
+def _bind(model: type[SiyuModel]) -> None:
+    with _bind_lock:
+        current = settings()
+        model.Meta.table_name = current.table_name(model.Meta.table)
+        model.Meta.region = current.region
+        model.Meta.host = current.dynamodb_endpoint
+        # A DynamoDB Local in the same datacenter answers quickly; AWS retries are botocore's.
+        model.Meta.max_retry_attempts = 3
+
+
+def all_models() -> list[type[SiyuModel]]:
+    models: list[type[SiyuModel]] = []
+    for module_name in TABLE_MODULES:
+        module = importlib.import_module(module_name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, SiyuModel)
+                and value is not SiyuModel
+                and value.__module__ == module_name
+            ):
+                models.append(value)
+    return models
+
+
+@functools.cache
+def _connection(region: str, host: str | None) -> Connection:
+    shared = Connection(region=region, host=host)
+    _watch(shared)
+    return shared
+
+
+def connection() -> Connection:
+    """The connection transactions and multi-table reads go through."""
+    current = settings()
+    return _connection(current.region, current.dynamodb_endpoint)
+
+
+def transaction(token: str | None = None) -> TransactWrite:
+    """A TransactWriteItems, committed when its `with` block ends without error."""
+    return TransactWrite(connection=connection(), client_request_token=token)
+
+
+def cancellation_codes(error: TransactWriteError) -> list[str | None]:
+    """The reason per item of a cancelled transaction (`ConditionalCheckFailed`, None, ...)."""
+    return [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP round trip to DynamoDB, as a botocore hook saw it."""
+
+    operation: str
+    body: dict[str, Any]
+
+    def item_keys(self) -> list[tuple[str, str]]:
+        """(table, key) of every item this request writes or reads."""
+        keys: list[tuple[str, str]] = []
+
+        def add(table: str, key: dict[str, Any]) -> None:
+            keys.append((table, json.dumps(key, sort_keys=True)))
+
+        for entry in self.body.get("TransactItems", []):
+            for action in entry.values():
+                add(action["TableName"], action.get("Key") or _key_of(action))
+        if "TableName" in self.body and ("Key" in self.body or "Item" in self.body):
+            add(self.body["TableName"], self.body.get("Key") or _key_of(self.body))
+        return keys
+
+
+def _key_of(action: dict[str, Any]) -> dict[str, Any]:
+    # A Put names its whole item; the key attributes are all we need to tell items apart.
+    return action.get("Item", {})
+
+
+_recordings: list[list[Request]] = []
+_recordings_lock = threading.Lock()
+_watched: set[int] = set()
+
+
+def _watch(conn: Connection) -> None:
+    if id(conn) in _watched:
+        return
+    _watched.add(id(conn))
+    conn.client.meta.events.register("before-send.dynamodb", _on_send)
+
+
+def _on_send(request: Any, **_: Any) -> None:
+    if not _recordings:
+        return
+    operation = request.headers.get("X-Amz-Target", b"")
+    operation = operation.decode() if isinstance(operation, bytes) else operation
+    body = json.loads(request.body or b"{}")
+    entry = Request(operation.rsplit(".", 1)[-1], body)
+    with _recordings_lock:
+        for log in _recordings:
+            log.append(entry)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[Request]]:
+    """Collect every DynamoDB round trip made (by any thread) inside the block."""
+    log: list[Request] = []
+    with _recordings_lock:
+        _recordings.append(log)
+    try:
+        yield log
+    finally:
+        with _recordings_lock:
+            _recordings.remove(log)
+
+
+def batch_get(keys: list[tuple[type[SiyuModel], Any]]) -> list[Any]:
+    """Read items of several tables in one round trip (strongly consistent).
+
+    `keys` pairs a model with its hash key (or a (hash, range) tuple); the answer
+    holds the items in the same order, None for those that do not exist.
+    """
+    request: dict[str, dict[str, Any]] = {}
+    wanted: list[tuple[str, dict[str, Any]]] = []
+    for model, key in keys:
+        hash_key, range_key = key if isinstance(key, tuple) else (key, None)
+        model._get_connection()
+        item_key = {}
+        for attribute, value in ((model._hash_key_attribute(), hash_key), (model._range_key_attribute(), range_key)):
+            if attribute is not None:
+                item_key[attribute.attr_name] = {attribute.attr_type: attribute.serialize(value)}
+        table = model.Meta.table_name
+        keys_of_table = request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"]
+        if item_key not in keys_of_table:
+            keys_of_table.append(item_key)
+        wanted.append((table, item_key))
+    found: dict[str, list[dict[str, Any]]] = {}
+    while request:
+        answer = connection().client.batch_get_item(RequestItems=request)
+        for table, items in answer.get("Responses", {}).items():
+            found.setdefault(table, []).extend(items)
+        request = answer.get("UnprocessedKeys") or {}
+    results: list[Any] = []
+    for (model, _), (table, item_key) in zip(keys, wanted):
+        match = next(
+            (item for item in found.get(table, []) if all(item.get(name) == value for name, value in item_key.items())),
+            None,
+        )
+        results.append(model.from_raw_data(match) if match else None)
+    return results

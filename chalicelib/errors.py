@@ -1,0 +1,80 @@
+"""Errors that reach callers: each class carries its HTTP status and code.
+
+Domains subclass these (`class SoldOutError(ConflictError): code = "SOLD_OUT"`)
+and raise them; `chalicelib.http` turns them into responses in one place.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SiyuError",
+    "InvalidRequestError",
+    "UnauthenticatedError",
+    "ForbiddenError",
+    "NotFoundError",
+    "ConflictError",
+    "IdempotencyKeyReusedError",
+    "UpstreamUnavailableError",
+]
+
+
+class SiyuError(Exception):
+    status = 500
+    code = "INTERNAL_ERROR"
+    default_message = "internal error"
+
+    def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
+        self.message = message or self.default_message
+        if code:
+            self.code = code
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class InvalidRequestError(SiyuError):
+    status = 400
+    code = "INVALID_REQUEST"
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {problem}")
+
+
+class UnauthenticatedError(SiyuError):
+    status = 401
+    code = "UNAUTHENTICATED"
+    default_message = "a valid bearer token is required"
+
+
+class ForbiddenError(SiyuError):
+    status = 403
+    code = "FORBIDDEN"
+    default_message = "not allowed for this caller"
+
+
+class NotFoundError(SiyuError):
+    status = 404
+    code = "NOT_FOUND"
+    default_message = "not found"
+
+
+class ConflictError(SiyuError):
+    """A business rule said no."""
+
+    status = 409
+    code = "CONFLICT"
+    default_message = "the request conflicts with the current state"
+
+
+class IdempotencyKeyReusedError(SiyuError):
+    status = 422
+    code = "IDEMPOTENCY_KEY_REUSED"
+    default_message = "this Idempotency-Key was used with a different request"
+
+
+class UpstreamUnavailableError(SiyuError):
+    status = 503
+    code = "UPSTREAM_UNAVAILABLE"
+    default_message = "a partner service is unavailable, try again"

@@ -1,0 +1,353 @@
+"""Members: login, profile, phone binding, deletion and role grants."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+
+from chalicelib import auth, clock, db
+from chalicelib.config import secret, settings
+from chalicelib.errors import ConflictError, InvalidRequestError, NotFoundError, UnauthenticatedError
+from chalicelib.members.models import Guide, Identity, Member, RoleGrant
+from chalicelib.members.schemas import ProfileUpdate, StaffGrant
+from chalicelib.wechat import client as wechat
+
+__all__ = [
+    "TIER_NAMES",
+    "PhoneInUseError",
+    "login",
+    "profile",
+    "update_profile",
+    "bind_phone",
+    "delete_member",
+    "grant_role",
+    "get_member",
+    "phone_identity_key",
+    "parse_scene",
+    "LaunchScene",
+]
+
+TIER_NAMES = {"explorer": "体验官", "pioneer": "探索者", "geek": "极客玩家", "black_gold": "黑金大使"}
+PROFILE_FIELDS = ("nickname", "birthday", "gender", "city")
+_SCENE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_CREATE_ATTEMPTS = 5
+
+
+class PhoneInUseError(ConflictError):
+    code = "PHONE_IN_USE"
+    default_message = "this phone number belongs to another member"
+
+
+@dataclass(frozen=True)
+class LaunchScene:
+    guide_id: str | None = None
+    referrer_id: str | None = None
+
+
+def parse_scene(scene: str | None) -> LaunchScene:
+    """`g=<guideId>` and `r=<memberId>`, joined by `&`; anything else is ignored."""
+    values: dict[str, str] = {}
+    for part in (scene or "").split("&"):
+        name, _, value = part.partition("=")
+        if name in ("g", "r") and _SCENE_ID.match(value):
+            values.setdefault(name, value)
+    return LaunchScene(guide_id=values.get("g"), referrer_id=values.get("r"))
+
+
+# --- Views ---------------------------------------------------------------------
+
+def _points_available(member_id: str) -> int:
+    """The member's spendable points (the points ledger answers; none before it)."""
+    return 0
+
+
+def view(member: Member, *, points_available: int | None = None) -> dict[str, Any]:
+    guide = None
+    if member.guide_id and member.guide_bound_until and member.guide_bound_until > clock.now():
+        guide = {"guideId": member.guide_id, "name": member.guide_name, "storeId": member.guide_store_id}
+    return {
+        "memberId": member.member_id,
+        "nickname": member.nickname,
+        "tier": member.tier,
+        "tierName": TIER_NAMES.get(member.tier, member.tier),
+        "points": {"available": _points_available(member.member_id) if points_available is None else points_available},
+        "phoneBound": bool(member.phone),
+        "phone": member.phone,
+        "birthday": member.birthday,
+        "gender": member.gender,
+        "city": member.city,
+        "guide": guide,
+        "createdAt": clock.iso(member.created_at),
+    }
+
+
+def get_member(member_id: str) -> Member:
+    """The live member behind a token; a deleted or merged one no longer signs in."""
+    try:
+        member = Member.get(member_id, consistent_read=True)
+    except DoesNotExist as exc:
+        raise UnauthenticatedError("this member no longer exists") from exc
+    if member.deleted_at or member.merged_into:
+        raise UnauthenticatedError("this member no longer exists")
+    return member
+
+
+def profile(member_id: str) -> dict[str, Any]:
+    return view(get_member(member_id))
+
+
+# --- Login ---------------------------------------------------------------------
+
+def login(code: str, scene: str | None = None) -> dict[str, Any]:
+    session = wechat.code_to_session(code)
+    launch = parse_scene(scene)
+    lookups: list[tuple[type[db.SiyuModel], Any]] = [
+        (Identity, f"openid:{session.openid}"),
+        (RoleGrant, session.openid),
+    ]
+    if session.unionid:
+        lookups.append((Identity, f"unionid:{session.unionid}"))
+    if launch.guide_id:
+        lookups.append((Guide, launch.guide_id))
+    found = db.batch_get(lookups)
+    identity, grant = found[0], found[1]
+    by_unionid = found[2] if session.unionid else None
+    guide = found[-1] if launch.guide_id else None
+
+    is_new = False
+    if identity is not None:
+        member = Member.get(identity.member_id, consistent_read=True)
+    elif by_unionid is not None:
+        member = _link_openid(by_unionid.member_id, session)
+    else:
+        member, is_new = _create_member(session, launch, guide)
+    if guide is not None and not is_new and _guide_binding_open(member):
+        member = _bind_guide(member, guide)
+
+    token, expires_in = auth.issue_token(_principal(member, grant))
+    return {"token": token, "expiresIn": expires_in, "isNew": is_new, "member": view(member)}
+
+
+def _principal(member: Member, grant: RoleGrant | None) -> auth.Principal:
+    roles = {auth.MEMBER} | (set(grant.roles) if grant else set())
+    return auth.Principal(
+        member_id=member.member_id,
+        roles=frozenset(roles),
+        store_id=grant.store_id if grant else None,
+        guide_id=grant.guide_id if grant else None,
+    )
+
+
+def _new_member_id() -> str:
+    return f"m{secrets.token_hex(8)}"
+
+
+def _create_member(session: wechat.Session, launch: LaunchScene, guide: Guide | None) -> tuple[Member, bool]:
+    """Create the member and its openid identity in one write; the first of racing logins wins."""
+    for attempt in range(_CREATE_ATTEMPTS):
+        now = clock.now()
+        member = Member(
+            _new_member_id(),
+            openid=session.openid,
+            unionid=session.unionid,
+            created_at=now,
+            referrer_id=launch.referrer_id,
+        )
+        if guide is not None:
+            _apply_guide(member, guide, now)
+        identities = [Identity(f"openid:{session.openid}", member_id=member.member_id, created_at=now)]
+        if session.unionid:
+            identities.append(Identity(f"unionid:{session.unionid}", member_id=member.member_id, created_at=now))
+        try:
+            with db.transaction() as write:
+                for identity in identities:
+                    write.save(identity, condition=Identity.key.does_not_exist())
+                write.save(member, condition=Member.member_id.does_not_exist())
+            return member, True
+        except TransactWriteError:
+            # Another login of the same openid won (or is committing): use its member.
+            try:
+                winner = Identity.get(f"openid:{session.openid}", consistent_read=True)
+            except DoesNotExist:
+                time.sleep(0.02 * (attempt + 1))
+                continue
+            return Member.get(winner.member_id, consistent_read=True), False
+    raise ConflictError("too many simultaneous logins, try again", code="LOGIN_CONFLICT")
+
+
+def _link_openid(member_id: str, session: wechat.Session) -> Member:
+    """The brand already knows this unionid (another of its apps): link this openid to it."""
+    try:
+        Identity(f"openid:{session.openid}", member_id=member_id, created_at=clock.now()).save(
+            condition=Identity.key.does_not_exist()
+        )
+    except Exception:
+        pass  # a concurrent login linked it first; it points to the same member
+    return Member.get(member_id, consistent_read=True)
+
+
+def _guide_binding_open(member: Member) -> bool:
+    return not member.guide_id or member.guide_bound_until is None or member.guide_bound_until <= clock.now()
+
+
+def _apply_guide(member: Member, guide: Guide, now: dt.datetime) -> None:
+    member.guide_id = guide.guide_id
+    member.guide_name = guide.name
+    member.guide_store_id = guide.store_id
+    member.guide_bound_until = now + dt.timedelta(days=settings().guide_binding_days)
+
+
+def _bind_guide(member: Member, guide: Guide) -> Member:
+    """First binding wins: the condition refuses while another binding is still valid."""
+    now = clock.now()
+    binding_open = Member.guide_id.does_not_exist() | (Member.guide_bound_until < now)
+    until = now + dt.timedelta(days=settings().guide_binding_days)
+    try:
+        member.update(
+            actions=[
+                Member.guide_id.set(guide.guide_id),
+                Member.guide_name.set(guide.name),
+                Member.guide_store_id.set(guide.store_id),
+                Member.guide_bound_until.set(until),
+            ],
+            condition=binding_open,
+        )
+    except Exception:
+        member.refresh(consistent_read=True)
+    return member
+
+
+# --- Profile, phone, deletion ---------------------------------------------------
+
+def _on_profile_completed(member_id: str) -> None:
+    """The profile was completed for the first time: the points ledger rewards it."""
+
+
+def update_profile(member_id: str, update: ProfileUpdate) -> dict[str, Any]:
+    changes = update.model_dump(exclude_none=True)
+    if not changes:
+        raise InvalidRequestError("body", "give at least one of nickname, birthday, gender, city")
+    member = get_member(member_id)
+    actions = [getattr(Member, name).set(str(value)) for name, value in changes.items()]
+    member.update(actions=actions, condition=Member.deleted_at.does_not_exist())
+    if all(getattr(member, name) for name in PROFILE_FIELDS) and member.profile_completed_at is None:
+        try:
+            member.update(
+                actions=[Member.profile_completed_at.set(clock.now())],
+                condition=Member.profile_completed_at.does_not_exist(),
+            )
+        except Exception:
+            member.refresh(consistent_read=True)
+        else:
+            _on_profile_completed(member_id)
+    return view(member)
+
+
+def phone_identity_key(phone: str) -> str:
+    """The lookup key of a phone number: a keyed hash, so the key alone reveals nothing."""
+    digest = hmac.new(secret("lookup_hash_key").encode(), phone.encode(), hashlib.sha256).hexdigest()
+    return f"phone:{digest[:40]}"
+
+
+def _merge_offline_member(member: Member, offline_member_id: str) -> Member:
+    """An offline (POS) member holds this phone: the points ledger merges the two."""
+    raise PhoneInUseError()
+
+
+def bind_phone(member_id: str, code: str) -> dict[str, Any]:
+    member = get_member(member_id)
+    phone = wechat.phone_number(code)
+    key = phone_identity_key(phone)
+    free_or_mine = Identity.key.does_not_exist() | (Identity.member_id == member_id)
+    try:
+        with db.transaction() as write:
+            write.save(Identity(key, member_id=member_id, created_at=clock.now()), condition=free_or_mine)
+            write.update(member, actions=[Member.phone.set(phone)], condition=Member.deleted_at.does_not_exist())
+            if member.phone and member.phone != phone:
+                write.delete(Identity(phone_identity_key(member.phone)))
+    except TransactWriteError as exc:
+        holder = Identity.get(key, consistent_read=True)
+        other = Member.get(holder.member_id, consistent_read=True)
+        if other.offline:
+            return view(_merge_offline_member(member, other.member_id))
+        raise PhoneInUseError() from exc
+    member.phone = phone
+    return view(member)
+
+
+def delete_member(member_id: str) -> None:
+    """Erase personal data; the ledgers keep their entries under the anonymous member id."""
+    member = get_member(member_id)
+    identities = [f"openid:{member.openid}"] if member.openid else []
+    if member.unionid:
+        identities.append(f"unionid:{member.unionid}")
+    if member.phone:
+        identities.append(phone_identity_key(member.phone))
+    with db.transaction() as write:
+        write.update(
+            member,
+            actions=[
+                Member.deleted_at.set(clock.now()),
+                Member.openid.remove(),
+                Member.unionid.remove(),
+                Member.nickname.remove(),
+                Member.birthday.remove(),
+                Member.gender.remove(),
+                Member.city.remove(),
+                Member.phone.remove(),
+            ],
+            condition=Member.deleted_at.does_not_exist(),
+        )
+        for key in identities:
+            write.delete(Identity(key))
+
+
+# --- Roles ------------------------------------------------------------------------
+
+def grant_role(grant: StaffGrant, granted_by: str) -> dict[str, Any]:
+    if grant.role in ("staff", "guide") and not grant.store_id:
+        raise InvalidRequestError("storeId", f"is required for the {grant.role} role")
+    guide_id = None
+    if grant.role == "guide":
+        try:
+            earlier = RoleGrant.get(grant.openid, consistent_read=True).guide_id
+        except DoesNotExist:
+            earlier = None
+        guide_id = grant.guide_id or earlier or f"g{secrets.token_hex(6)}"
+    actions = [
+        RoleGrant.roles.add({grant.role}),
+        RoleGrant.name.set(grant.name),
+        RoleGrant.granted_by.set(granted_by),
+        RoleGrant.granted_at.set(clock.now()),
+    ]
+    if grant.store_id:
+        actions.append(RoleGrant.store_id.set(grant.store_id))
+    if guide_id:
+        actions.append(RoleGrant.guide_id.set(guide_id))
+    with db.transaction() as write:
+        write.update(RoleGrant(grant.openid), actions=actions)
+        if guide_id:
+            write.save(Guide(guide_id, name=grant.name, store_id=grant.store_id, openid=grant.openid))
+    record = RoleGrant.get(grant.openid, consistent_read=True)
+    return {
+        "openid": record.openid,
+        "roles": sorted(record.roles),
+        "name": record.name,
+        "storeId": record.store_id,
+        "guideId": record.guide_id,
+    }
+
+
+def find_guide(guide_id: str) -> Guide:
+    try:
+        return Guide.get(guide_id)
+    except DoesNotExist as exc:
+        raise NotFoundError("no such guide") from exc

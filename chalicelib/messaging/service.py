@@ -1,0 +1,88 @@
+"""WeChat one-time subscription messages: credits kept, each message sent at most once.
+
+Sending reserves first, in one transaction: the message record (absent before)
+and one credit (above zero). Only then is WeChat called. If WeChat fails for a
+reason that may pass, the reservation is undone so a later run can try again;
+if the member refused (43101), the credit is gone, as it is at WeChat.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.exceptions import TransactWriteError
+
+from chalicelib import clock, db
+from chalicelib.config import settings
+from chalicelib.errors import InvalidRequestError
+from chalicelib.messaging.models import SentMessage, SubscriptionCredit
+
+__all__ = ["templates", "accept", "credits", "send_once", "SENT", "ALREADY_SENT", "NO_CREDIT", "REFUSED", "FAILED"]
+
+SENT, ALREADY_SENT, NO_CREDIT, REFUSED, FAILED = "sent", "already_sent", "no_credit", "refused", "failed"
+
+
+def templates() -> dict[str, str]:
+    return settings().subscription_templates()
+
+
+def accept(member_id: str, template_ids: list[str]) -> dict[str, Any]:
+    known = set(templates().values())
+    for index, template_id in enumerate(template_ids):
+        if template_id not in known:
+            raise InvalidRequestError(f"templateIds.{index}", "is not a template of this mini-program")
+    with db.transaction() as write:
+        for template_id in sorted(set(template_ids)):
+            accepted = template_ids.count(template_id)
+            write.update(
+                SubscriptionCredit(member_id, template_id),
+                actions=[SubscriptionCredit.credits.add(accepted)],
+            )
+    return credits(member_id)
+
+
+def credits(member_id: str) -> dict[str, Any]:
+    held = {template_id: 0 for template_id in templates().values()}
+    for credit in SubscriptionCredit.query(member_id, consistent_read=True):
+        held[credit.template_id] = int(credit.credits)
+    return {"credits": held}
+
+
+def send_once(
+    key: str,
+    member_id: str,
+    openid: str | None,
+    template_id: str,
+    data: dict[str, str],
+    page: str | None = None,
+) -> str:
+    """Send the message named `key` unless it was sent before; spend one credit."""
+    from chalicelib.wechat import client as wechat
+
+    if not openid:
+        return NO_CREDIT
+    message = SentMessage(key, member_id=member_id, template_id=template_id, status="sending", created_at=clock.now())
+    credit = SubscriptionCredit(member_id, template_id)
+    try:
+        with db.transaction() as write:
+            write.save(message, condition=SentMessage.key.does_not_exist())
+            write.update(credit, actions=[SubscriptionCredit.credits.add(-1)], condition=SubscriptionCredit.credits > 0)
+    except TransactWriteError as exc:
+        reasons = db.cancellation_codes(exc)
+        if reasons and reasons[0] == "ConditionalCheckFailed":
+            return ALREADY_SENT
+        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            return NO_CREDIT
+        raise
+    try:
+        wechat.send_subscribe_message(openid, template_id, data, page)
+    except wechat.UserRefusedMessageError:
+        message.update(actions=[SentMessage.status.set(REFUSED)])
+        return REFUSED
+    except Exception:
+        with db.transaction() as write:
+            write.delete(message)
+            write.update(credit, actions=[SubscriptionCredit.credits.add(1)])
+        return FAILED
+    message.update(actions=[SentMessage.status.set(SENT)])
+    return SENT

@@ -1,0 +1,180 @@
+"""The sandbox: plays WeChat (and later WeChat Pay and the couriers) on loopback.
+
+It speaks WeChat's real paths and JSON shapes, so the API's code paths are the
+production ones with only the base URL changed. Dev codes:
+
+- login `dev:<openid>` (unionid `u-<openid>`), reusable; anything else is 40029.
+- phone `phone:<11 digits>`.
+
+`POST /sandbox/cron/{job}` runs a scheduled handler of the app with an
+EventBridge-shaped event whose `time` is `now`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.serving import make_server
+
+__all__ = ["Sandbox", "create_app"]
+
+_PHONE_CODE = re.compile(r"^phone:(1\d{10})$")
+TOKEN_SECONDS = 7200
+
+
+class _WechatState:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.access_tokens: dict[str, float] = {}
+        self.messages: list[dict[str, Any]] = []
+        self.refusing: set[tuple[str, str]] = set()
+        self.token_fetches = 0
+
+
+def _event(job: str, moment: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": moment,
+        "region": "us-east-1",
+        "resources": [f"arn:aws:events:us-east-1:000000000000:rule/siyu-local-{job}"],
+        "detail": {},
+    }
+
+
+def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = None) -> Flask:
+    """The sandbox as a WSGI app; `app_module` is siyu's `app` module (for cron)."""
+    sandbox = Flask("siyu-sandbox")
+    wechat = _WechatState()
+    sandbox.config["wechat"] = wechat
+
+    def valid_token() -> bool:
+        token = request.args.get("access_token", "")
+        with wechat.lock:
+            expires = wechat.access_tokens.get(token)
+        return expires is not None and expires > dt.datetime.now(dt.timezone.utc).timestamp()
+
+    def error(code: int, message: str) -> Any:
+        return jsonify({"errcode": code, "errmsg": message})
+
+    @sandbox.get("/sns/jscode2session")
+    def jscode2session() -> Any:
+        code = request.args.get("js_code", "")
+        if not request.args.get("appid") or not request.args.get("secret"):
+            return error(40013, "invalid appid")
+        if not code.startswith("dev:") or len(code) <= 4:
+            return error(40029, "invalid code")
+        openid = code[4:]
+        return jsonify({"openid": openid, "unionid": f"u-{openid}", "session_key": secrets.token_urlsafe(16)})
+
+    @sandbox.post("/cgi-bin/stable_token")
+    def stable_token() -> Any:
+        body = request.get_json(silent=True) or {}
+        if body.get("grant_type") != "client_credential" or not body.get("appid") or not body.get("secret"):
+            return error(40013, "invalid appid")
+        token = secrets.token_urlsafe(24)
+        with wechat.lock:
+            wechat.token_fetches += 1
+            wechat.access_tokens[token] = dt.datetime.now(dt.timezone.utc).timestamp() + TOKEN_SECONDS
+        return jsonify({"access_token": token, "expires_in": TOKEN_SECONDS})
+
+    @sandbox.post("/wxa/business/getuserphonenumber")
+    def phone_number() -> Any:
+        if not valid_token():
+            return error(40001, "invalid credential, access_token is invalid or not latest")
+        match = _PHONE_CODE.match((request.get_json(silent=True) or {}).get("code", ""))
+        if not match:
+            return error(40029, "invalid code")
+        phone = match.group(1)
+        return jsonify({
+            "errcode": 0,
+            "errmsg": "ok",
+            "phone_info": {
+                "phoneNumber": phone,
+                "purePhoneNumber": phone,
+                "countryCode": "86",
+                "watermark": {"timestamp": int(dt.datetime.now().timestamp()), "appid": "sandbox"},
+            },
+        })
+
+    @sandbox.post("/cgi-bin/message/subscribe/send")
+    def subscribe_send() -> Any:
+        if not valid_token():
+            return error(40001, "invalid credential, access_token is invalid or not latest")
+        body = request.get_json(silent=True) or {}
+        if not body.get("touser") or not body.get("template_id") or not isinstance(body.get("data"), dict):
+            return error(47003, "argument invalid")
+        with wechat.lock:
+            if (body["touser"], body["template_id"]) in wechat.refusing:
+                return error(43101, "user refuse to accept the msg")
+            wechat.messages.append({**body, "sentAt": dt.datetime.now(dt.timezone.utc).isoformat()})
+        return jsonify({"errcode": 0, "errmsg": "ok"})
+
+    @sandbox.get("/sandbox/wechat/messages")
+    def messages() -> Any:
+        openid = request.args.get("openid")
+        with wechat.lock:
+            found = [m for m in wechat.messages if openid is None or m["touser"] == openid]
+        return jsonify({"items": found})
+
+    @sandbox.post("/sandbox/wechat/refuse")
+    def refuse() -> Any:
+        body = request.get_json(silent=True) or {}
+        with wechat.lock:
+            wechat.refusing.add((body.get("openid", ""), body.get("templateId", "")))
+        return jsonify({"refusing": True})
+
+    @sandbox.post("/sandbox/cron/<job>")
+    def cron(job: str) -> Any:
+        body = request.get_json(silent=True) or {}
+        moment = body.get("now") or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        handler = _job_handler(app_module, job)
+        if handler is None:
+            return jsonify({"code": "NOT_FOUND", "message": f"no job {job}"}), 404
+        context = lambda_context(job) if lambda_context else None
+        result = handler(_event(job, moment), context)
+        return jsonify({"job": job, "now": moment, "result": result})
+
+    return sandbox
+
+
+def _job_handler(app_module: Any, job: str) -> Callable[..., Any] | None:
+    for source in app_module.app.event_sources:
+        if getattr(source, "name", None) == job:
+            return getattr(app_module, source.handler_string.rsplit(".", 1)[-1])
+    return None
+
+
+class Sandbox:
+    """The sandbox served on a loopback port in a background thread."""
+
+    def __init__(self, app_module: Any, port: int, lambda_context: Callable[[str], Any] | None = None) -> None:
+        self.app = create_app(app_module, lambda_context)
+        self.port = port
+        self._server = make_server("127.0.0.1", port, self.app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def wechat(self) -> _WechatState:
+        return self.app.config["wechat"]
+
+    def start(self) -> Sandbox:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
