@@ -5,18 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator
 
-__all__ = ["RequestModel", "LoginRequest", "ProfileUpdate", "PhoneRequest", "SubscriptionRequest", "StaffGrant", "ID_PATTERN"]
+from chalicelib.validation import ID_PATTERN, RequestModel
 
-ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
-
-
-class RequestModel(BaseModel):
-    """camelCase on the wire, snake_case in code, unknown fields ignored."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+__all__ = ["LoginRequest", "ProfileUpdate", "PhoneRequest", "SubscriptionRequest", "StaffGrant"]
 
 
 class LoginRequest(RequestModel):

@@ -1,0 +1,51 @@
+"""`make bench`: every benchmark in one run, written to bench/REPORT.md.
+
+Each section module has `run(stack) -> str` (markdown). Timings are ratios
+taken side by side in the same run, because shared machines are noisy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+import platform
+import sys
+from pathlib import Path
+
+from local.dynamodb_local import free_port
+from local.stack import Stack
+
+SECTIONS = [
+    "bench.cold_import",
+    "bench.members",
+]
+
+REPORT = Path(__file__).resolve().parent / "REPORT.md"
+
+
+def main() -> None:
+    wanted = sys.argv[1:]
+    stack = Stack(api_port=free_port(), sandbox_port=free_port(), table_prefix=f"bench{os.getpid()}-", seed=False)
+    stack.start()
+    parts = [
+        "# siyu benchmarks",
+        "",
+        f"Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}; DynamoDB Local for every table.",
+        "",
+    ]
+    try:
+        for name in SECTIONS:
+            if wanted and not any(w in name for w in wanted):
+                continue
+            print(f"running {name} ...", flush=True)
+            parts.append(importlib.import_module(name).run(stack).rstrip() + "\n")
+    finally:
+        stack.stop()
+    REPORT.write_text("\n".join(parts))
+    print(REPORT.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Counting DynamoDB round trips with the botocore hook in chalicelib.db."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib import db
+
+__all__ = ["round_trips", "table"]
+
+
+def round_trips(action: Callable[[], Any]) -> tuple[int, list[str]]:
+    """How many HTTP requests to DynamoDB `action` made, and their operations."""
+    with db.recording() as log:
+        action()
+    return len(log), [request.operation for request in log]
+
+
+def table(rows: list[tuple[str, int, str, list[str]]]) -> str:
+    """Markdown rows of (operation, round trips, goal, operations seen)."""
+    lines = ["| operation | round trips | goal | requests |", "|---|---|---|---|"]
+    lines += [f"| {name} | {count} | {goal} | {', '.join(ops)} |" for name, count, goal, ops in rows]
+    return "\n".join(lines)
