@@ -14,7 +14,6 @@ import json
 from dataclasses import dataclass, field
 
 from chalicelib import clock
-from chalicelib.config import secret, settings
 from chalicelib.errors import ForbiddenError, UnauthenticatedError
 
 __all__ = ["Principal", "MEMBER", "GUIDE", "STAFF", "ADMIN", "issue_token", "verify_token", "from_header"]
@@ -50,11 +49,15 @@ def _b64decode(text: str) -> bytes:
 
 
 def _sign(message: bytes) -> bytes:
+    from chalicelib.config import secret
+
     return hmac.new(secret("token_signing_key").encode(), message, hashlib.sha256).digest()
 
 
 def issue_token(principal: Principal) -> tuple[str, int]:
     """A token for `principal` and the seconds it stays valid."""
+    from chalicelib.config import settings
+
     ttl = settings().token_ttl_seconds
     claims = {
         "sub": principal.member_id,

@@ -13,6 +13,7 @@ EventBridge-shaped event whose `time` is `now`.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
 import threading
@@ -79,7 +80,7 @@ def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = No
 
     @sandbox.post("/cgi-bin/stable_token")
     def stable_token() -> Any:
-        body = request.get_json(silent=True) or {}
+        body = request.get_json(force=True, silent=True) or {}
         if body.get("grant_type") != "client_credential" or not body.get("appid") or not body.get("secret"):
             return error(40013, "invalid appid")
         token = secrets.token_urlsafe(24)
@@ -92,7 +93,7 @@ def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = No
     def phone_number() -> Any:
         if not valid_token():
             return error(40001, "invalid credential, access_token is invalid or not latest")
-        match = _PHONE_CODE.match((request.get_json(silent=True) or {}).get("code", ""))
+        match = _PHONE_CODE.match((request.get_json(force=True, silent=True) or {}).get("code", ""))
         if not match:
             return error(40029, "invalid code")
         phone = match.group(1)
@@ -111,7 +112,7 @@ def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = No
     def subscribe_send() -> Any:
         if not valid_token():
             return error(40001, "invalid credential, access_token is invalid or not latest")
-        body = request.get_json(silent=True) or {}
+        body = request.get_json(force=True, silent=True) or {}
         if not body.get("touser") or not body.get("template_id") or not isinstance(body.get("data"), dict):
             return error(47003, "argument invalid")
         with wechat.lock:
@@ -129,14 +130,14 @@ def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = No
 
     @sandbox.post("/sandbox/wechat/refuse")
     def refuse() -> Any:
-        body = request.get_json(silent=True) or {}
+        body = request.get_json(force=True, silent=True) or {}
         with wechat.lock:
             wechat.refusing.add((body.get("openid", ""), body.get("templateId", "")))
         return jsonify({"refusing": True})
 
     @sandbox.post("/sandbox/cron/<job>")
     def cron(job: str) -> Any:
-        body = request.get_json(silent=True) or {}
+        body = request.get_json(force=True, silent=True) or {}
         moment = body.get("now") or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         handler = _job_handler(app_module, job)
         if handler is None:
@@ -159,6 +160,7 @@ class Sandbox:
     """The sandbox served on a loopback port in a background thread."""
 
     def __init__(self, app_module: Any, port: int, lambda_context: Callable[[str], Any] | None = None) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.app = create_app(app_module, lambda_context)
         self.port = port
         self._server = make_server("127.0.0.1", port, self.app, threaded=True)
