@@ -16,6 +16,7 @@ import base64
 import binascii
 import functools
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -184,6 +185,24 @@ class Api:
 
         request = self.app.current_request
         logger().set_correlation_id((request.context or {}).get("requestId"))
+        started = time.perf_counter()
+        response = self._respond(view, request, params, roles, idempotent, status)
+        logger().info(
+            "request",
+            extra={
+                "method": request.method,
+                "route": view.__name__,
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return response
+
+    def _respond(
+        self, view: View, request: Request, params: Mapping[str, str], roles: frozenset[str], idempotent: bool, status: int
+    ) -> Response:
+        from chalicelib.observability import logger
+
         try:
             caller = _authorize(request, roles)
             call = Call(request, params, caller)

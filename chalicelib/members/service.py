@@ -13,7 +13,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
-from chalicelib import auth, clock, db
+from chalicelib import auth, clock, db, observability
 from chalicelib.config import secret, settings
 from chalicelib.errors import ConflictError, InvalidRequestError, NotFoundError, UnauthenticatedError
 from chalicelib.members.models import Guide, Identity, Member, RoleGrant
@@ -171,6 +171,7 @@ def _create_member(session: wechat.Session, launch: LaunchScene, guide: Guide | 
                 for identity in identities:
                     write.save(identity, condition=Identity.key.does_not_exist())
                 write.save(member, condition=Member.member_id.does_not_exist())
+            observability.count("MembersCreated")
             return member, True
         except TransactWriteError:
             # Another login of the same openid won (or is committing): use its member.
