@@ -1,0 +1,38 @@
+"""Request bodies of the catalog and inventory routes (money in integer fen)."""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from chalicelib.validation import RequestModel
+
+__all__ = ["SkuPut", "InventoryPut", "MAX_PRICE", "MAX_ON_HAND"]
+
+MAX_PRICE = 100_000_000  # ¥1,000,000.00
+MAX_ON_HAND = 1_000_000
+
+
+class SkuPut(RequestModel):
+    """A whole SKU: PUT replaces it, so a field left out is cleared (or defaulted)."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    title: str = Field(min_length=1, max_length=60)
+    price: int = Field(ge=1, le=MAX_PRICE)
+    member_price: int | None = Field(default=None, ge=1, le=MAX_PRICE)
+    category: str = Field(min_length=1, max_length=32)
+    image_url: str | None = Field(default=None, max_length=512, pattern=r"^https://\S+$")
+    active: bool = True
+
+    @field_validator("member_price")
+    @classmethod
+    def _not_above_price(cls, value: int | None, info: ValidationInfo) -> int | None:
+        price = info.data.get("price")
+        if value is not None and price is not None and value > price:
+            raise PydanticCustomError("above_price", "must not be above price")
+        return value
+
+
+class InventoryPut(RequestModel):
+    on_hand: int = Field(ge=0, le=MAX_ON_HAND)

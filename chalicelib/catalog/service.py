@@ -1,0 +1,182 @@
+"""SKUs and the stock levels admins and staff set: the catalog and inventory routes.
+
+Reservations against stock (what orders do) live in `chalicelib.catalog.stock`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+
+from chalicelib import clock, db
+from chalicelib.catalog.errors import BelowReservedError, SkuNotFoundError
+from chalicelib.catalog.models import LISTED, Sku, Stock
+from chalicelib.catalog.schemas import SkuPut
+from chalicelib.errors import InvalidRequestError
+from chalicelib.http import encode_cursor
+
+__all__ = [
+    "check_id",
+    "put_sku",
+    "get_sku",
+    "find_skus",
+    "list_skus",
+    "sku_view",
+    "set_on_hand",
+    "stock_first_count",
+    "stock_level",
+]
+
+_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+
+def check_id(field: str, value: str) -> str:
+    """A path id (`skuId`, `storeId`) as the API allows them, or 400 naming it."""
+    if not _ID.match(value or ""):
+        raise InvalidRequestError(field, "must be 1 to 64 letters, digits, '-' or '_'")
+    return value
+
+
+# --- SKUs ----------------------------------------------------------------------
+
+def sku_view(sku: Sku) -> dict[str, Any]:
+    return {
+        "skuId": sku.sku_id,
+        "title": sku.title,
+        "price": int(sku.price),
+        "memberPrice": int(sku.member_price) if sku.member_price is not None else None,
+        "category": sku.category,
+        "imageUrl": sku.image_url,
+        "active": bool(sku.active),
+        "updatedAt": clock.iso(sku.updated_at),
+    }
+
+
+def put_sku(sku_id: str, body: SkuPut) -> dict[str, Any]:
+    """Create or replace a SKU in one write; its creation time survives updates."""
+    check_id("skuId", sku_id)
+    now = clock.now()
+    actions = [
+        Sku.title.set(body.title),
+        Sku.price.set(body.price),
+        Sku.category.set(body.category),
+        Sku.active.set(body.active),
+        Sku.updated_at.set(now),
+        Sku.created_at.set(Sku.created_at | now),
+        Sku.listing.set(LISTED) if body.active else Sku.listing.remove(),
+        Sku.member_price.set(body.member_price) if body.member_price is not None else Sku.member_price.remove(),
+        Sku.image_url.set(body.image_url) if body.image_url is not None else Sku.image_url.remove(),
+    ]
+    sku = Sku(sku_id)
+    sku.update(actions=actions)
+    return sku_view(sku)
+
+
+def _get(sku_id: str) -> Sku:
+    check_id("skuId", sku_id)
+    try:
+        return Sku.get(sku_id)
+    except DoesNotExist as exc:
+        raise SkuNotFoundError() from exc
+
+
+def get_sku(sku_id: str) -> dict[str, Any]:
+    """A SKU, active or not (an old order still shows what it bought)."""
+    return sku_view(_get(sku_id))
+
+
+def find_skus(sku_ids: Iterable[str]) -> dict[str, Sku]:
+    """The SKUs that exist among `sku_ids`, by id, in one round trip (orders price with these)."""
+    wanted = list(dict.fromkeys(sku_ids))
+    found = db.batch_get([(Sku, sku_id) for sku_id in wanted]) if wanted else []
+    return {sku.sku_id: sku for sku in found if sku is not None}
+
+
+def list_skus(limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]:
+    """Active SKUs in skuId order; the cursor names the last SKU of the page before."""
+    after = (cursor or {}).get("after")
+    if cursor is not None and not (isinstance(after, str) and _ID.match(after)):
+        raise InvalidRequestError("cursor", "is not a cursor this API gave out")
+    start = {"listing": {"S": LISTED}, "sku_id": {"S": after}} if after else None
+    # One more than asked tells whether another page exists without an empty last page.
+    page = list(Sku.by_listing.query(LISTED, limit=limit + 1, last_evaluated_key=start))
+    more = len(page) > limit
+    page = page[:limit]
+    return {
+        "items": [sku_view(sku) for sku in page],
+        "nextCursor": encode_cursor({"after": page[-1].sku_id}) if more else None,
+    }
+
+
+# --- Stock levels ----------------------------------------------------------------
+
+def _level(store_id: str, sku_id: str, stock: Stock | None) -> dict[str, Any]:
+    on_hand = int(stock.on_hand) if stock else 0
+    reserved = int(stock.reserved) if stock else 0
+    return {
+        "storeId": store_id,
+        "skuId": sku_id,
+        "onHand": on_hand,
+        "reserved": reserved,
+        "available": int(stock.available) if stock else 0,
+    }
+
+
+def set_on_hand(store_id: str, sku_id: str, on_hand: int) -> dict[str, Any]:
+    """Count the shelf: on hand becomes `on_hand`, never below what orders reserved.
+
+    `available` moves with it (`on_hand - reserved`) in the same UpdateItem, so a
+    reservation racing this write sees either the old or the new level, whole.
+    """
+    check_id("storeId", store_id)
+    _get(sku_id)
+    reserved_or_zero = Stock.reserved | 0
+    # The invariant: reserved <= on_hand, i.e. available never negative.
+    covers_reserved = Stock.reserved.does_not_exist() | (Stock.reserved <= on_hand)
+    stock = Stock(store_id, sku_id)
+    try:
+        stock.update(
+            actions=[
+                Stock.on_hand.set(on_hand),
+                Stock.reserved.set(reserved_or_zero),
+                Stock.available.set(on_hand - reserved_or_zero),
+                Stock.updated_at.set(clock.now()),
+            ],
+            condition=covers_reserved,
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        reserved = int(Stock.get(store_id, sku_id, consistent_read=True).reserved)
+        raise BelowReservedError(f"onHand: {on_hand} is below the {reserved} reserved by open orders") from exc
+    return _level(store_id, sku_id, stock)
+
+
+def stock_first_count(store_id: str, sku_id: str, on_hand: int) -> bool:
+    """A location's first count of a SKU: written only where it has no stock row yet."""
+    check_id("storeId", store_id)
+    _get(sku_id)
+    now = clock.now()
+    try:
+        Stock(store_id, sku_id, on_hand=on_hand, reserved=0, available=on_hand, updated_at=now).save(
+            condition=Stock.store_id.does_not_exist()
+        )
+    except PutError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
+
+
+def stock_level(store_id: str, sku_id: str) -> dict[str, Any]:
+    """`{storeId, skuId, onHand, reserved, available}`; a SKU never stocked here has zeros."""
+    check_id("storeId", store_id)
+    check_id("skuId", sku_id)
+    found = db.batch_get([(Stock, (store_id, sku_id)), (Sku, sku_id)])
+    stock, sku = found
+    if sku is None:
+        raise SkuNotFoundError()
+    return _level(store_id, sku_id, stock)
