@@ -42,6 +42,12 @@ TABLE_MODULES = [
     "chalicelib.members.models",
     "chalicelib.wechat.token_cache",
     "chalicelib.messaging.models",
+    "chalicelib.coupons.models",
+    "chalicelib.orders.models",
+    "chalicelib.catalog.models",
+    "chalicelib.stores.models",
+    "chalicelib.appointments.models",
+    "chalicelib.points.models",
 ]
 
 
@@ -133,17 +139,34 @@ class Request:
         def add(table: str, key: dict[str, Any]) -> None:
             keys.append((table, json.dumps(key, sort_keys=True)))
 
+        def key_of(table: str, action: dict[str, Any]) -> dict[str, Any]:
+            # A Put names its whole item: keep only the table's key attributes when the models know them.
+            if "Key" in action:
+                return action["Key"]
+            item = action.get("Item", {})
+            names = _key_attributes(settings().table_prefix).get(table)
+            return {name: item[name] for name in names if name in item} if names else item
+
         for entry in self.body.get("TransactItems", []):
             for action in entry.values():
-                add(action["TableName"], action.get("Key") or _key_of(action))
+                add(action["TableName"], key_of(action["TableName"], action))
         if "TableName" in self.body and ("Key" in self.body or "Item" in self.body):
-            add(self.body["TableName"], self.body.get("Key") or _key_of(self.body))
+            add(self.body["TableName"], key_of(self.body["TableName"], self.body))
         return keys
 
 
-def _key_of(action: dict[str, Any]) -> dict[str, Any]:
-    # A Put names its whole item; the key attributes are all we need to tell items apart.
-    return action.get("Item", {})
+@functools.cache
+def _key_attributes(table_prefix: str) -> dict[str, tuple[str, ...]]:
+    """Table name -> its key attribute names, from the models (for telling Put items apart)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for model in all_models():
+        names = tuple(
+            attribute.attr_name
+            for attribute in (model._hash_key_attribute(), model._range_key_attribute())
+            if attribute is not None
+        )
+        found[table_prefix + model.Meta.table] = names
+    return found
 
 
 _recordings: list[list[Request]] = []

@@ -33,6 +33,10 @@ __all__ = [
     "phone_identity_key",
     "parse_scene",
     "LaunchScene",
+    "tier_of",
+    "openids",
+    "bound_guide",
+    "require_member",
 ]
 
 TIER_NAMES = {"explorer": "体验官", "pioneer": "探索者", "geek": "极客玩家", "black_gold": "黑金大使"}
@@ -65,11 +69,28 @@ def parse_scene(scene: str | None) -> LaunchScene:
 # --- Views ---------------------------------------------------------------------
 
 def _points_available(member_id: str) -> int:
-    """The member's spendable points (the points ledger answers; none before it)."""
-    return 0
+    """The member's spendable points, as the points ledger holds them."""
+    from chalicelib.points import service as points
+
+    return points.available(member_id)
 
 
-def view(member: Member, *, points_available: int | None = None) -> dict[str, Any]:
+_UNREAD: Any = object()
+
+
+def view(member: Member, *, points_available: int | None = None, points_balance: Any = _UNREAD) -> dict[str, Any]:
+    """The member as `GET /members/me` shows it.
+
+    `points_balance` is the member's points balance when the caller read it
+    along with the member (`points.balance_key` in a `db.batch_get`); without
+    it, the balance is read here.
+    """
+    from chalicelib.points import service as points
+
+    if points_balance is _UNREAD:
+        points_balance = db.batch_get([points.balance_key(member.member_id)])[0]
+    if points_available is None:
+        points_available = points.member_points(points_balance)["available"]
     guide = None
     if member.guide_id and member.guide_bound_until and member.guide_bound_until > clock.now():
         guide = {"guideId": member.guide_id, "name": member.guide_name, "storeId": member.guide_store_id}
@@ -78,7 +99,8 @@ def view(member: Member, *, points_available: int | None = None) -> dict[str, An
         "nickname": member.nickname,
         "tier": member.tier,
         "tierName": TIER_NAMES.get(member.tier, member.tier),
-        "points": {"available": _points_available(member.member_id) if points_available is None else points_available},
+        "points": {"available": points_available},
+        "tierProgress": points.tier_progress(member.tier, points_balance),
         "phoneBound": bool(member.phone),
         "phone": member.phone,
         "birthday": member.birthday,
@@ -101,7 +123,13 @@ def get_member(member_id: str) -> Member:
 
 
 def profile(member_id: str) -> dict[str, Any]:
-    return view(get_member(member_id))
+    """The member and its points balance, in one round trip."""
+    from chalicelib.points import service as points
+
+    member, balance = db.batch_get([(Member, member_id), points.balance_key(member_id)])
+    if member is None or member.deleted_at or member.merged_into:
+        raise UnauthenticatedError("this member no longer exists")
+    return view(member, points_balance=balance)
 
 
 # --- Login ---------------------------------------------------------------------
@@ -123,17 +151,23 @@ def login(code: str, scene: str | None = None) -> dict[str, Any]:
     guide = found[-1] if launch.guide_id else None
 
     is_new = False
+    points_balance: Any = _UNREAD
     if identity is not None:
-        member = Member.get(identity.member_id, consistent_read=True)
+        from chalicelib.points import service as points
+
+        member, points_balance = db.batch_get([(Member, identity.member_id), points.balance_key(identity.member_id)])
+        if member is None:
+            raise UnauthenticatedError("this member no longer exists")
     elif by_unionid is not None:
         member = _link_openid(by_unionid.member_id, session)
     else:
         member, is_new = _create_member(session, launch, guide)
+        points_balance = None if is_new else _UNREAD
     if guide is not None and not is_new and _guide_binding_open(member):
         member = _bind_guide(member, guide)
 
     token, expires_in = auth.issue_token(_principal(member, grant))
-    return {"token": token, "expiresIn": expires_in, "isNew": is_new, "member": view(member)}
+    return {"token": token, "expiresIn": expires_in, "isNew": is_new, "member": view(member, points_balance=points_balance)}
 
 
 def _principal(member: Member, grant: RoleGrant | None) -> auth.Principal:
@@ -229,7 +263,10 @@ def _bind_guide(member: Member, guide: Guide) -> Member:
 # --- Profile, phone, deletion ---------------------------------------------------
 
 def _on_profile_completed(member_id: str) -> None:
-    """The profile was completed for the first time: the points ledger rewards it."""
+    """The profile was completed for the first time: the points ledger rewards it, once."""
+    from chalicelib.points import service as points
+
+    points.award_profile(member_id)
 
 
 def update_profile(member_id: str, update: ProfileUpdate) -> dict[str, Any]:
@@ -259,8 +296,44 @@ def phone_identity_key(phone: str) -> str:
 
 
 def _merge_offline_member(member: Member, offline_member_id: str) -> Member:
-    """An offline (POS) member holds this phone: the points ledger merges the two."""
-    raise PhoneInUseError()
+    """An offline (POS) member holds this phone: the two become one, in one transaction.
+
+    The offline member's points move by ledger transfers (history is never
+    rewritten); it is marked `merged_into` this member, and the phone identity
+    moves over. A change to either side meanwhile fails a condition: read again.
+    """
+    from chalicelib.points import service as points
+
+    for attempt in range(_CREATE_ATTEMPTS):
+        offline = Member.get(offline_member_id, consistent_read=True)
+        if not offline.offline or offline.merged_into or not offline.phone:
+            raise PhoneInUseError()
+        phone = offline.phone
+        key = phone_identity_key(phone)
+        moving = points.prepare_merge(offline_member_id, member.member_id)
+        still_offline = (Member.offline == True) & Member.merged_into.does_not_exist()  # noqa: E712
+        try:
+            with db.transaction() as write:
+                moving.add_to(write)
+                write.update(
+                    offline,
+                    actions=[Member.merged_into.set(member.member_id), Member.phone.remove()],
+                    condition=still_offline,
+                )
+                write.update(
+                    Identity(key),
+                    actions=[Identity.member_id.set(member.member_id)],
+                    condition=Identity.member_id == offline_member_id,
+                )
+                write.update(member, actions=[Member.phone.set(phone)], condition=Member.deleted_at.does_not_exist())
+                if member.phone and member.phone != phone:
+                    write.delete(Identity(phone_identity_key(member.phone)))
+        except TransactWriteError:
+            time.sleep(0.02 * (attempt + 1))
+            continue
+        member.phone = phone
+        return member
+    raise ConflictError("the member changed while merging, try again", code="MERGE_CONFLICT")
 
 
 def bind_phone(member_id: str, code: str) -> dict[str, Any]:
@@ -352,3 +425,54 @@ def find_guide(guide_id: str) -> Guide:
         return Guide.get(guide_id)
     except DoesNotExist as exc:
         raise NotFoundError("no such guide") from exc
+
+
+# --- What other domains ask of a member --------------------------------------------
+
+def tier_of(member_id: str) -> str:
+    """The member's tier (`explorer` for a member not found)."""
+    try:
+        return Member.get(member_id, attributes_to_get=["tier"]).tier or "explorer"
+    except DoesNotExist:
+        return "explorer"
+
+
+def openids(member_ids: list[str]) -> dict[str, str]:
+    """The openid of each live member that has one (deleted members have none)."""
+    found: dict[str, str] = {}
+    unique_ids = sorted(set(member_ids))
+    for start in range(0, len(unique_ids), 100):
+        for member in db.batch_get([(Member, member_id) for member_id in unique_ids[start:start + 100]]):
+            if member is not None and member.openid and not member.deleted_at and not member.merged_into:
+                found[member.member_id] = member.openid
+    return found
+
+
+def bound_guide(member_id: str) -> str | None:
+    """The guide the member is bound to now, if any."""
+    try:
+        member = Member.get(member_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+    if member.deleted_at or not member.guide_id or not member.guide_bound_until:
+        return None
+    return member.guide_id if member.guide_bound_until > clock.now() else None
+
+
+def require_member(
+    write: Any,
+    member_id: str,
+    *,
+    tiers: Any = None,
+    guide_id: str | None = None,
+) -> None:
+    """Add to the transaction `write` one check that the member is live and, if given,
+    holds one of `tiers` and is bound to `guide_id` now. The check is one item of the
+    transaction, so the other domain's write happens only if the member qualifies.
+    """
+    condition = Member.member_id.exists() & Member.deleted_at.does_not_exist() & Member.merged_into.does_not_exist()
+    if tiers:
+        condition &= Member.tier.is_in(*sorted(tiers))
+    if guide_id:
+        condition &= (Member.guide_id == guide_id) & (Member.guide_bound_until > clock.now())
+    write.condition_check(Member, member_id, condition=condition)

@@ -1,0 +1,179 @@
+"""The ledger's invariants, proven (nightly by `ledger-audit`, and by the tests).
+
+For every member account:
+  - available = the sum of its lots = the sum of its transfers' deltas;
+  - each lot = what its transfers put in minus what they took out;
+  - pending = the sum of its transfers' pending deltas;
+  - version = the number of its transfers (no transfer without its balance change);
+  - no balance, pending amount or lot below zero.
+Over all accounts (members and the system accounts' shards) available and
+pending each sum to zero, and each system account is the mirror of the member
+transfers booked against it.
+
+A scan is not a snapshot: a difference seen while transfers are being written
+is read again (balance, then the account's transfers, consistently) before it
+counts as a breach.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.points.models import SYSTEM_PREFIX, PointsBalance, PointsTransfer
+
+__all__ = ["Breach", "account_breaches", "audit"]
+
+_RECHECKS = 3
+_RECHECK_PAUSE = 0.05
+_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class Breach:
+    account: str
+    rule: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"account": self.account, "rule": self.rule, **self.detail}
+
+
+@dataclass
+class _Tally:
+    available: int = 0
+    pending: int = 0
+    count: int = 0
+    lots: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, transfer: PointsTransfer) -> None:
+        delta = int(transfer.delta or 0)
+        self.available += delta
+        self.pending += int(transfer.pending_delta or 0)
+        self.count += 1
+        sign = -1 if delta < 0 else 1
+        for day, amount in transfer.lot_amounts().items():
+            self.lots[day] += sign * amount
+
+
+def _compare(balance: PointsBalance | None, tally: _Tally, account: str) -> list[Breach]:
+    breaches: list[Breach] = []
+    available = int(balance.available or 0) if balance else 0
+    pending = int(balance.pending or 0) if balance else 0
+    version = int(balance.version or 0) if balance else 0
+    lots = dict(balance.lots) if balance else {}
+    if available < 0:
+        breaches.append(Breach(account, "negative_balance", {"available": available}))
+    if pending < 0:
+        breaches.append(Breach(account, "negative_pending", {"pending": pending}))
+    for day, amount in lots.items():
+        if amount < 0:
+            breaches.append(Breach(account, "negative_lot", {"lot": day, "points": amount}))
+    if available != sum(lots.values()):
+        breaches.append(Breach(account, "balance_not_sum_of_lots", {"available": available, "lots": sum(lots.values())}))
+    if available != tally.available:
+        breaches.append(Breach(account, "balance_not_sum_of_transfers", {"available": available, "transfers": tally.available}))
+    if pending != tally.pending:
+        breaches.append(Breach(account, "pending_not_sum_of_transfers", {"pending": pending, "transfers": tally.pending}))
+    if version != tally.count:
+        breaches.append(Breach(account, "transfer_without_balance_change", {"version": version, "transfers": tally.count}))
+    expected_lots = {day: amount for day, amount in tally.lots.items() if amount}
+    actual_lots = {day: amount for day, amount in lots.items() if amount}
+    if expected_lots != actual_lots:
+        breaches.append(Breach(account, "lots_not_sum_of_transfers", {"lots": actual_lots, "transfers": expected_lots}))
+    return breaches
+
+
+def _check_account(account: str) -> list[Breach]:
+    """One account, read consistently: its balance, then every transfer it has."""
+    try:
+        balance: PointsBalance | None = PointsBalance.get(account, consistent_read=True)
+    except PointsBalance.DoesNotExist:
+        balance = None
+    tally = _Tally()
+    for transfer in PointsTransfer.query(account, consistent_read=True):
+        tally.add(transfer)
+    return _compare(balance, tally, account)
+
+
+def account_breaches(account: str) -> list[Breach]:
+    """An account's breaches that persist across re-reads (a write in flight is not one)."""
+    for attempt in range(_RECHECKS):
+        breaches = _check_account(account)
+        if not breaches:
+            return []
+        if attempt + 1 < _RECHECKS:
+            time.sleep(_RECHECK_PAUSE)
+    return breaches
+
+
+def _system_account(shard_id: str) -> str:
+    return shard_id[len(SYSTEM_PREFIX):].split("#", 1)[0]
+
+
+def _scan() -> tuple[dict[str, PointsBalance], dict[str, _Tally]]:
+    balances = {balance.account_id: balance for balance in PointsBalance.scan(consistent_read=True)}
+    tallies: dict[str, _Tally] = defaultdict(_Tally)
+    for transfer in PointsTransfer.scan(consistent_read=True):
+        tallies[transfer.account_id].add(transfer)
+        if transfer.counterparty != "merge":
+            tallies[f"{SYSTEM_PREFIX}{transfer.counterparty}"].available -= int(transfer.delta or 0)
+    return balances, tallies
+
+
+def _global_breaches(balances: dict[str, PointsBalance], tallies: dict[str, _Tally]) -> list[Breach]:
+    """Sum over all accounts is zero; each system account mirrors the transfers booked to it."""
+    breaches = []
+    total = sum(int(b.available or 0) for b in balances.values())
+    total_pending = sum(int(b.pending or 0) for b in balances.values())
+    if total:
+        breaches.append(Breach("*", "accounts_do_not_sum_to_zero", {"available": total}))
+    if total_pending:
+        breaches.append(Breach("*", "pending_does_not_sum_to_zero", {"pending": total_pending}))
+    system: dict[str, int] = defaultdict(int)
+    for account_id, balance in balances.items():
+        if account_id.startswith(SYSTEM_PREFIX):
+            system[f"{SYSTEM_PREFIX}{_system_account(account_id)}"] += int(balance.available or 0)
+    mirrored = {name: tally.available for name, tally in tallies.items() if name.startswith(SYSTEM_PREFIX)}
+    for name in sorted(set(system) | set(mirrored)):
+        if system.get(name, 0) != mirrored.get(name, 0):
+            breaches.append(Breach(name, "system_account_not_mirror_of_transfers",
+                                   {"balance": system.get(name, 0), "transfers": mirrored.get(name, 0)}))
+    return breaches
+
+
+def audit(accounts: Iterable[str] | None = None) -> dict[str, Any]:
+    """`{checked, breaches, examples}`; each breach is logged as an error (an alarm).
+
+    With `accounts`, only those member accounts are checked (no global sums).
+    """
+    from chalicelib.observability import logger
+
+    breaches: list[Breach] = []
+    if accounts is not None:
+        members = sorted(set(accounts))
+        suspects = members
+    else:
+        for attempt in range(_RECHECKS):
+            balances, tallies = _scan()
+            global_breaches = _global_breaches(balances, tallies)
+            if not global_breaches:
+                break
+            time.sleep(_RECHECK_PAUSE)
+        breaches.extend(global_breaches)
+        members = sorted(
+            account for account in set(balances) | set(tallies) if not account.startswith(SYSTEM_PREFIX)
+        )
+        suspects = [account for account in members if _compare(balances.get(account), tallies[account], account)]
+    for account in suspects:
+        breaches.extend(account_breaches(account))
+    for breach in breaches:
+        logger().error("points ledger breach", extra={"breach": breach.as_dict()})
+    return {
+        "checked": len(members),
+        "breaches": len(breaches),
+        "examples": [breach.as_dict() for breach in breaches[:_SHOWN]],
+    }

@@ -1,0 +1,44 @@
+"""The scheduled points jobs; each takes "now" from its event, so a replay runs as of then."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from chalicelib import clock
+from chalicelib.points import audit as ledger_audit
+from chalicelib.points import ledger, tiers
+from chalicelib.points.models import SYSTEM_PREFIX, PointsBalance
+
+__all__ = ["expire", "audit", "tier_review"]
+
+
+def expire(moment: dt.datetime) -> dict[str, int]:
+    """Expire every lot whose day ended before `moment` (Shanghai), one transfer per lot.
+
+    A lot's transfer is `expire#<lot>@<run day>`: replaying the job for the same
+    moment finds nothing left to expire, and two runs at once expire a lot once.
+    """
+    run_day = clock.shanghai_date(moment).isoformat()
+    counts = {"checked": 0, "lotsExpired": 0, "pointsExpired": 0}
+    for balance in PointsBalance.scan(consistent_read=True):
+        if balance.account_id.startswith(SYSTEM_PREFIX):
+            continue
+        counts["checked"] += 1
+        for day, held in balance.sorted_lots():
+            if day >= run_day:
+                break
+            receipt = ledger.expire_lot(balance.account_id, day, run_day, held)
+            if receipt is not None and receipt.applied:
+                counts["lotsExpired"] += 1
+                counts["pointsExpired"] -= receipt.delta
+    return counts
+
+
+def audit(moment: dt.datetime) -> dict[str, Any]:
+    result = ledger_audit.audit()
+    return {**result, "at": clock.iso(moment)}
+
+
+def tier_review(moment: dt.datetime) -> dict[str, int]:
+    return tiers.review(moment)

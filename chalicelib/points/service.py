@@ -1,0 +1,321 @@
+"""Points as the rest of siyu sees them: balances, entries, check-in, rules, adjustments.
+
+Other domains move points only through these functions. The coupons exchange
+spends points and claims a coupon in one transaction:
+
+    spend = points.prepare_spend(member_id, price, f"exchange#{coupon_id}", "exchange", campaign_id)
+    with db.transaction() as write:
+        spend.add_to(write)   # spend.item_count items
+        ...                   # the claim's own items
+
+Orders earn pending points on completion (`earn_order_points`), post them when
+the return window closes and void them on refund; spent points come back with
+`reverse` and posted ones are clawed back with `clawback`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import clock
+from chalicelib.errors import InvalidRequestError, NotFoundError
+from chalicelib.http import encode_cursor
+from chalicelib.points import ledger, rules, tiers
+from chalicelib.points.config import points_config
+from chalicelib.points.errors import AlreadyCheckedInError, InsufficientPointsError
+from chalicelib.points.ledger import (
+    ADJUSTMENT,
+    PreparedMerge,
+    PreparedSpend,
+    Receipt,
+    Movement,
+    clawback,
+    earn,
+    earn_pending,
+    merge,
+    post_pending,
+    prepare_merge,
+    prepare_spend,
+    read_balance,
+    reverse,
+    spend,
+    void_pending,
+)
+from chalicelib.points.models import PointsBalance, PointsTransfer
+
+__all__ = [
+    "InsufficientPointsError",
+    "PreparedSpend",
+    "PreparedMerge",
+    "Receipt",
+    "prepare_spend",
+    "prepare_merge",
+    "spend",
+    "earn",
+    "earn_pending",
+    "post_pending",
+    "void_pending",
+    "reverse",
+    "clawback",
+    "merge",
+    "balance_key",
+    "member_points",
+    "tier_progress",
+    "available",
+    "overview",
+    "entries",
+    "entry_view",
+    "checkin",
+    "adjust",
+    "award_profile",
+    "award_review",
+    "approve_review",
+    "receipt_view",
+    "award_referral",
+    "earn_order_points",
+    "post_order_points",
+    "void_order_points",
+    "order_points",
+]
+
+order_points = rules.order_points
+
+
+# --- Reading ---------------------------------------------------------------------
+
+def balance_key(member_id: str) -> tuple[type[PointsBalance], str]:
+    """The key of a member's balance, for a caller's multi-table `db.batch_get`."""
+    return PointsBalance, member_id
+
+
+def member_points(balance: PointsBalance | None) -> dict[str, int]:
+    """`{available}` as `GET /members/me` shows it, from a balance read by `batch_get` (or None)."""
+    return {"available": int(balance.available or 0) if balance is not None else 0}
+
+
+def tier_progress(tier: str | None, balance: PointsBalance | None) -> dict[str, Any]:
+    return tiers.progress(tier, balance)
+
+
+def available(member_id: str) -> int:
+    return int(read_balance(member_id).available or 0)
+
+
+def _end_of_day(day: str) -> str:
+    return clock.iso(dt.datetime.combine(dt.date.fromisoformat(day), dt.time(23, 59, 59), clock.SHANGHAI))
+
+
+def overview(member_id: str) -> dict[str, Any]:
+    """`GET /points`: the balance and the lots expiring within the window, soonest first."""
+    balance = read_balance(member_id)
+    horizon = (clock.shanghai_date() + dt.timedelta(days=points_config().expiring_window_days)).isoformat()
+    return {
+        "available": int(balance.available or 0),
+        "pending": int(balance.pending or 0),
+        "expiring": [
+            {"points": amount, "expiresAt": _end_of_day(day)}
+            for day, amount in balance.sorted_lots()
+            if day <= horizon
+        ],
+    }
+
+
+_STATUS = {"posted": "posted", "post": "posted", "pending": "pending", "void": "voided"}
+
+
+def entry_view(transfer: PointsTransfer) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "entryId": transfer.transfer_id,
+        "delta": int(transfer.delta or 0),
+        "reason": transfer.reason,
+        "reference": transfer.reference,
+        "status": _STATUS.get(transfer.kind, transfer.kind),
+        "createdAt": clock.iso(transfer.created_at),
+    }
+    if transfer.pending_delta:
+        entry["pendingDelta"] = int(transfer.pending_delta)
+    if transfer.expires_on and (int(transfer.delta or 0) > 0 or transfer.kind == "pending"):
+        entry["expiresAt"] = _end_of_day(transfer.expires_on)
+    return entry
+
+
+def _valid_cursor(member_id: str, cursor: dict[str, Any] | None) -> dict[str, Any] | None:
+    if cursor is None:
+        return None
+    names = {"account_id", "transfer_id", "created_at"}
+    if (
+        set(cursor) != names
+        or any(not isinstance(cursor[n], dict) or not isinstance(cursor[n].get("S"), str) for n in names)
+        or cursor["account_id"]["S"] != member_id
+    ):
+        raise InvalidRequestError("cursor", "is not a cursor this API gave out")
+    return cursor
+
+
+def entries(member_id: str, limit: int, cursor: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`GET /points/entries`: the member's transfers, newest first, a page at a time."""
+    page = PointsTransfer.by_time.query(
+        member_id,
+        scan_index_forward=False,
+        limit=limit,
+        page_size=limit,
+        consistent_read=True,
+        last_evaluated_key=_valid_cursor(member_id, cursor),
+    )
+    items = [entry_view(transfer) for transfer in page]
+    last = page.last_evaluated_key if len(items) == limit else None
+    return {"items": items, "nextCursor": encode_cursor(last)}
+
+
+# --- Earning rules ------------------------------------------------------------------
+
+def checkin(member_id: str) -> dict[str, Any]:
+    """The day's check-in: once per Shanghai day, with the streak's bonus; one write.
+
+    The balance is read to know the streak; the write is conditioned on the
+    balance's version, so the answer's `available` is exact, and its transfer
+    `checkin#<member>#<day>` makes every second check-in of the day a no.
+    """
+    now = clock.now()
+    today = clock.shanghai_date(now)
+    yesterday = (today - dt.timedelta(days=1)).isoformat()
+    transfer_id = f"checkin#{member_id}#{today.isoformat()}"
+    lot = ledger.default_expiry(now)
+    answer: dict[str, int] = {}
+
+    def plan() -> Movement:
+        balance = read_balance(member_id)
+        if balance.last_checkin == today.isoformat():
+            raise AlreadyCheckedInError()
+        streak = int(balance.streak or 0) + 1 if balance.last_checkin == yesterday else 1
+        award = rules.checkin_award(streak)
+        version = int(balance.version or 0)
+        unchanged = PointsBalance.version == version
+        if not version:
+            unchanged = unchanged | PointsBalance.version.does_not_exist()
+        answer.update(awarded=award, streak=streak, available=int(balance.available or 0) + award)
+        return Movement(
+            member_id, transfer_id, ledger.ISSUED, "checkin", today.isoformat(),
+            delta=award, add_lots={lot: award} if award else {}, expires_on=lot if award else None,
+            created_at=now, balance_condition=unchanged,
+            balance_actions=[
+                PointsBalance.last_checkin.set(today.isoformat()),
+                PointsBalance.streak.set(streak),
+                PointsBalance.tier_activity.add(1),
+            ],
+            activity=(rules.month_of(now), 0, 1), activity_month=rules.month_of(now),
+        )
+
+    receipt = ledger.apply(plan, strict=False)
+    if not receipt.applied:
+        raise AlreadyCheckedInError()
+    return {"awarded": answer["awarded"], "streak": answer["streak"], "available": answer["available"]}
+
+
+def award_profile(member_id: str) -> Receipt | None:
+    """The profile-completion reward, once per member (`profile#<member>`)."""
+    points = points_config().profile.points
+    if not points:
+        return None
+    return earn(member_id, points, f"profile#{member_id}", "profile", member_id)
+
+
+def _capped(member_id: str, rule: str, daily_cap: int | None) -> tuple[str, int] | None:
+    return (rules.cap_key(member_id, rule, clock.shanghai_date()), daily_cap) if daily_cap else None
+
+
+def award_review(member_id: str, review_id: str, actor: str | None = None, *, check_member: bool = False) -> Receipt:
+    """Points for an approved review, once per review, at most `daily_cap` reviews a day."""
+    rule = points_config().review
+    month = rules.month_of(clock.now())
+    return earn(
+        member_id, rule.points, f"review#{review_id}", "review", review_id,
+        cap=_capped(member_id, "review", rule.daily_cap), activity=(month, 0, 1),
+        balance_actions=[PointsBalance.tier_activity.add(1)], actor=actor,
+        also=[_member_is_live(member_id)] if check_member else None,
+        refusal=_no_such_member if check_member else None,
+    )
+
+
+def award_referral(referrer_id: str, referred_id: str) -> Receipt:
+    """The referrer's points when the referred member's first order completes; once per referral."""
+    rule = points_config().referral
+    return earn(
+        referrer_id, rule.points, f"referral#{referred_id}", "referral", referred_id,
+        cap=_capped(referrer_id, "referral", rule.daily_cap),
+    )
+
+
+def adjust(member_id: str, delta: int, reason: str, actor: str) -> dict[str, Any]:
+    """An admin's correction: a transfer with the adjustment account, never a negative balance."""
+    if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0 or abs(delta) > ledger.MAX_POINTS:
+        raise InvalidRequestError("delta", f"must be a non-zero integer from -{ledger.MAX_POINTS} to {ledger.MAX_POINTS}")
+    transfer_id = f"adjust#{uuid.uuid4().hex}"
+    if delta > 0:
+        receipt = earn(
+            member_id, delta, transfer_id, "adjust", reason, counterparty=ADJUSTMENT, actor=actor,
+            also=[_member_is_live(member_id)], refusal=_no_such_member,
+        )
+    else:
+        receipt = spend(member_id, -delta, transfer_id, "adjust", reason, counterparty=ADJUSTMENT, actor=actor)
+    return {"memberId": member_id, **receipt_view(receipt)}
+
+
+def _member_is_live(member_id: str) -> Callable[[TransactWrite], None]:
+    def add(write: TransactWrite) -> None:
+        from chalicelib.members import service as members
+
+        members.require_member(write, member_id)
+
+    return add
+
+
+def _no_such_member() -> Exception:
+    return NotFoundError("no such member")
+
+
+def approve_review(member_id: str, review_id: str, actor: str) -> dict[str, Any]:
+    """`POST /admin/points/reviews`: an admin approved a member's review."""
+    receipt = award_review(member_id, review_id, actor, check_member=True)
+    return {"memberId": member_id, **receipt_view(receipt)}
+
+
+def receipt_view(receipt: Receipt) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "entryId": receipt.transfer_id,
+        "delta": receipt.delta,
+        "reason": receipt.reason,
+        "reference": receipt.reference,
+        "status": _STATUS.get(receipt.kind, receipt.kind),
+        "createdAt": clock.iso(receipt.created_at),
+    }
+    if receipt.pending_delta:
+        view["pendingDelta"] = receipt.pending_delta
+    if receipt.expires_on and (receipt.delta > 0 or receipt.kind == "pending"):
+        view["expiresAt"] = _end_of_day(receipt.expires_on)
+    return view
+
+
+# --- Orders (driven by the orders domain) ------------------------------------------------
+
+def earn_order_points(
+    member_id: str, order_id: str, paid_fen: int, tier: str | None, birthday: str | None = None
+) -> Receipt | None:
+    """A completed order's points, pending until its return window closes (`order#<id>#earn`)."""
+    points = rules.order_points(paid_fen, tier, birthday)
+    if points <= 0:
+        return None
+    return earn_pending(member_id, points, f"order#{order_id}#earn", "order", order_id, spend_fen=paid_fen)
+
+
+def post_order_points(member_id: str, order_id: str) -> Receipt:
+    return post_pending(member_id, f"order#{order_id}#earn")
+
+
+def void_order_points(member_id: str, order_id: str) -> Receipt:
+    return void_pending(member_id, f"order#{order_id}#earn")

@@ -1,0 +1,228 @@
+"""Random sequences of ledger operations, repeats of the same key included: the invariants hold.
+
+A model (dicts of lots and pending amounts) says what each operation should do;
+after every step the ledger must agree with it, and the ledger's invariants must
+hold: each member's balance equals its lots and its transfers, no lot or balance
+is negative, and the accounts (members and system shards) sum to zero.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from chalicelib import db
+from chalicelib.errors import NotFoundError
+from chalicelib.points import audit, ledger
+from chalicelib.points.config import points_config
+from chalicelib.points.errors import InsufficientPointsError, PendingResolvedError, TransferConflictError
+from chalicelib.points.models import PointsBalance
+from tests.conftest import unique
+
+DAYS = ["2026-03-31", "2026-06-30", "2026-12-31", "2027-12-31"]
+RUN_DAYS = ["2026-04-01", "2026-07-01"]
+SYSTEM_ACCOUNTS = [ledger.ISSUED, ledger.SPENT, ledger.EXPIRED, ledger.ADJUSTMENT]
+
+members = st.integers(min_value=0, max_value=2)
+keys = st.integers(min_value=0, max_value=3)
+amounts = st.integers(min_value=1, max_value=60)
+days = st.sampled_from(DAYS)
+
+
+def system_shards() -> list[str]:
+    return [
+        f"sys:{account}#{shard:02d}"
+        for account in SYSTEM_ACCOUNTS
+        for shard in range(points_config().system_shards)
+    ]
+
+
+def read_totals(accounts: list[str]) -> tuple[dict[str, PointsBalance | None], int, int]:
+    found = db.batch_get([(PointsBalance, account) for account in accounts])
+    balances = dict(zip(accounts, found))
+    available = sum(int(b.available or 0) for b in found if b is not None)
+    pending = sum(int(b.pending or 0) for b in found if b is not None)
+    return balances, available, pending
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.members = [unique("sm") for _ in range(3)]
+        self.lots: dict[str, dict[str, int]] = {m: defaultdict(int) for m in self.members}
+        self.earned: dict[str, int] = {}  # earn key -> amount
+        self.spent: dict[str, int] = {}  # spend key -> amount
+        self.pending: dict[str, tuple[str, int, str]] = {}  # pending key -> (member, amount, day)
+        self.resolved: dict[str, str] = {}  # pending key -> post | void
+        self.expired: set[tuple[str, str, str]] = set()  # (member, day, run day)
+        self.merged: set[str] = set()
+        self.shards = system_shards()
+        self.touched: set[str] = set()
+        _, self.system_available, self.system_pending = read_totals(self.shards)
+
+    def total(self, member: str) -> int:
+        return sum(self.lots[member].values())
+
+    def take(self, member: str, points: int) -> None:
+        for day in sorted(self.lots[member]):
+            taken = min(points, self.lots[member][day])
+            self.lots[member][day] -= taken
+            points -= taken
+
+    @rule(m=members, k=keys, points=amounts, day=days)
+    def earn(self, m: int, k: int, points: int, day: str) -> None:
+        member = self.members[m]
+        self.touched.add(member)
+        key = f"earn#{member}#{k}"
+        if key in self.earned and self.earned[key] != points:
+            with pytest.raises(TransferConflictError):
+                ledger.earn(member, points, key, "checkin", expires_on=day)
+            return
+        receipt = ledger.earn(member, points, key, "checkin", expires_on=day)
+        assert receipt.applied == (key not in self.earned)
+        if key not in self.earned:
+            self.earned[key] = points
+            self.lots[member][day] += points
+
+    @rule(m=members, k=keys, points=amounts)
+    def spend(self, m: int, k: int, points: int) -> None:
+        member = self.members[m]
+        self.touched.add(member)
+        key = f"spend#{member}#{k}"
+        if key in self.spent:
+            if self.spent[key] != points:
+                with pytest.raises((TransferConflictError, InsufficientPointsError)):
+                    ledger.spend(member, points, key, "exchange")
+                return
+            assert ledger.spend(member, points, key, "exchange").applied is False
+            return
+        if self.total(member) < points:
+            with pytest.raises(InsufficientPointsError):
+                ledger.spend(member, points, key, "exchange")
+            return
+        assert ledger.spend(member, points, key, "exchange").applied
+        self.spent[key] = points
+        self.take(member, points)
+
+    @rule(m=members, points=amounts, day=days)
+    def adjust(self, m: int, points: int, day: str) -> None:
+        member = self.members[m]
+        self.touched.add(member)
+        key = f"adjust#{unique('a')}"
+        if points % 2:
+            ledger.earn(member, points, key, "adjust", counterparty=ledger.ADJUSTMENT, expires_on=day)
+            self.lots[member][day] += points
+        elif self.total(member) >= points:
+            ledger.spend(member, points, key, "adjust", counterparty=ledger.ADJUSTMENT)
+            self.take(member, points)
+        else:
+            with pytest.raises(InsufficientPointsError):
+                ledger.spend(member, points, key, "adjust", counterparty=ledger.ADJUSTMENT)
+
+    @rule(m=members, k=keys, points=amounts, day=days)
+    def hold_pending(self, m: int, k: int, points: int, day: str) -> None:
+        member = self.members[m]
+        self.touched.add(member)
+        key = f"order#{member}#{k}#earn"
+        known = self.pending.get(key)
+        if known is not None and known[1] != points:
+            with pytest.raises(TransferConflictError):
+                ledger.earn_pending(member, points, key, "order", expires_on=day)
+            return
+        receipt = ledger.earn_pending(member, points, key, "order", expires_on=day)
+        assert receipt.applied == (known is None)
+        if known is None:
+            self.pending[key] = (member, points, day)
+
+    def resolve(self, m: int, k: int, kind: str) -> None:
+        member = self.members[m]
+        self.touched.add(member)
+        key = f"order#{member}#{k}#earn"
+        act = ledger.post_pending if kind == "post" else ledger.void_pending
+        if key not in self.pending:
+            with pytest.raises(NotFoundError):
+                act(member, key)
+            return
+        if self.resolved.get(key, kind) != kind:
+            with pytest.raises(PendingResolvedError):
+                act(member, key)
+            return
+        receipt = act(member, key)
+        assert receipt.applied == (key not in self.resolved)
+        if key not in self.resolved:
+            self.resolved[key] = kind
+            _, points, day = self.pending[key]
+            if kind == "post":
+                self.lots[member][day] += points
+
+    @rule(m=members, k=keys)
+    def post(self, m: int, k: int) -> None:
+        self.resolve(m, k, "post")
+
+    @rule(m=members, k=keys)
+    def void(self, m: int, k: int) -> None:
+        self.resolve(m, k, "void")
+
+    @rule(m=members, day=days, run_day=st.sampled_from(RUN_DAYS))
+    def expire(self, m: int, day: str, run_day: str) -> None:
+        member = self.members[m]
+        self.touched.add(member)
+        receipt = ledger.expire_lot(member, day, run_day)
+        if self.lots[member][day] == 0:
+            assert receipt is None
+        elif (member, day, run_day) in self.expired:
+            assert receipt is None or not receipt.applied
+        else:
+            assert receipt is not None and receipt.applied and receipt.delta == -self.lots[member][day]
+            self.expired.add((member, day, run_day))
+            self.lots[member][day] = 0
+
+    @precondition(lambda self: len(self.merged) < 2)
+    @rule(source=members, into=members)
+    def merge(self, source: int, into: int) -> None:
+        if source == into:
+            return
+        src, dst = self.members[source], self.members[into]
+        self.touched |= {src, dst}
+        moved = ledger.merge(src, dst)
+        if src in self.merged or self.total(src) == 0:
+            assert moved == 0
+            return
+        assert moved == self.total(src)
+        self.merged.add(src)
+        for day, points in self.lots[src].items():
+            self.lots[dst][day] += points
+        self.lots[src] = defaultdict(int)
+
+    @invariant()
+    def the_ledger_agrees_with_the_model_and_its_invariants_hold(self) -> None:
+        balances, available, pending = read_totals(self.members + self.shards)
+        # Accounts sum to zero: what these members hold, the system accounts gave out.
+        assert available == self.system_available
+        assert pending == self.system_pending
+        for member in self.members:
+            balance = balances[member]
+            lots = dict(balance.sorted_lots()) if balance else {}
+            assert lots == {day: n for day, n in self.lots[member].items() if n}
+            assert (int(balance.available) if balance else 0) == self.total(member)
+            held = sum(p for key, (owner, p, _) in self.pending.items() if owner == member and key not in self.resolved)
+            assert (int(balance.pending) if balance else 0) == held
+        result = audit.audit(self.touched)
+        assert result["breaches"] == 0, result["examples"]
+        self.touched.clear()
+
+
+def test_random_ledger_histories_keep_every_invariant(stack):
+    run_state_machine_as_test(
+        LedgerMachine,
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=20,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
