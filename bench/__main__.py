@@ -19,6 +19,9 @@ from local.stack import Stack
 SECTIONS = [
     "bench.cold_import",
     "bench.members",
+    "bench.appointments",
+    "bench.coupons",
+    "bench.points",
 ]
 
 REPORT = Path(__file__).resolve().parent / "REPORT.md"

@@ -35,6 +35,11 @@ class Settings(BaseModel):
     lookup_hash_key: str | None = None
     lookup_hash_key_parameter: str | None = None
 
+    # Signs the coupon codes members show at the store's scanner.
+    coupon_code_key: str | None = None
+    coupon_code_key_parameter: str | None = None
+    coupon_code_ttl_seconds: int = Field(default=300, gt=0, le=300)
+
     guide_binding_days: int = Field(default=90, gt=0)
     idempotency_ttl_seconds: int = Field(default=86400, gt=0)
 

@@ -26,6 +26,7 @@ LOCAL_SECRETS = {
     "SIYU_WECHAT_SECRET": "sandbox-app-secret",
     "SIYU_TOKEN_SIGNING_KEY": "local-token-signing-key-not-for-production",
     "SIYU_LOOKUP_HASH_KEY": "local-lookup-hash-key-not-for-production",
+    "SIYU_COUPON_CODE_KEY": "local-coupon-code-key-not-for-production",
 }
 
 

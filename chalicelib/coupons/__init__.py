@@ -1,0 +1,1 @@
+"""Coupons: campaigns, sharded claims, checkout locks, in-store redemption, expiry."""
