@@ -1,0 +1,1 @@
+"""Service appointments: slots derived from store hours, bookings that never overbook."""

@@ -1,0 +1,82 @@
+"""Request bodies and queries of the appointment routes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chalicelib import clock
+from chalicelib.validation import ID_PATTERN, RequestModel
+
+__all__ = ["BookingRequest", "RescheduleRequest", "SlotsQuery", "StoreDayQuery", "MyAppointmentsQuery"]
+
+# Times outside these years are mistakes, and would overflow date arithmetic near the ends of time.
+_EARLIEST, _LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
+
+
+def _moment(value: object) -> object:
+    """An ISO-8601 time (Shanghai when it has no offset), to the minute."""
+    if isinstance(value, str):
+        try:
+            moment = clock.parse_iso(value)
+        except ValueError as exc:
+            raise ValueError("must be an ISO-8601 time such as 2026-11-23T09:30:00+08:00") from exc
+        if moment.second or moment.microsecond:
+            raise ValueError("must be a whole minute")
+        if not _EARLIEST.year <= moment.year <= _LATEST.year:
+            raise ValueError(f"must lie between {_EARLIEST.year} and {_LATEST.year}")
+        return moment
+    return value
+
+
+class BookingRequest(RequestModel):
+    store_id: str = Field(pattern=ID_PATTERN)
+    service_id: str = Field(pattern=ID_PATTERN)
+    start: dt.datetime
+    note: str | None = Field(default=None, max_length=200)
+
+    _start = field_validator("start", mode="before")(_moment)
+
+
+class RescheduleRequest(RequestModel):
+    start: dt.datetime
+
+    _start = field_validator("start", mode="before")(_moment)
+
+
+def _calendar_date(value: object) -> object:
+    if isinstance(value, str) and len(value) != 10:
+        raise ValueError("must be a date YYYY-MM-DD")
+    return value
+
+
+def _plausible(value: dt.date | None) -> dt.date | None:
+    if value is not None and not _EARLIEST <= value <= _LATEST:
+        raise ValueError(f"must lie between {_EARLIEST.year} and {_LATEST.year}")
+    return value
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class SlotsQuery(_Query):
+    service_id: str = Field(alias="serviceId", pattern=ID_PATTERN)
+    date: dt.date
+
+    _date = field_validator("date", mode="before")(_calendar_date)
+    _date_range = field_validator("date")(_plausible)
+
+
+class StoreDayQuery(_Query):
+    date: dt.date | None = None
+    store_id: str | None = Field(default=None, alias="storeId", pattern=ID_PATTERN)
+
+    _date = field_validator("date", mode="before")(_calendar_date)
+    _date_range = field_validator("date")(_plausible)
+
+
+class MyAppointmentsQuery(_Query):
+    status: Literal["booked", "cancelled", "checked_in", "no_show"] | None = None

@@ -1,0 +1,647 @@
+"""Appointments: slots derived from store hours, bookings that never overbook.
+
+Slots are not stored ahead. A store's opening intervals on a Shanghai day are
+cut by the service's duration; each cut is a slot with the service's capacity.
+A slot's seats are counted in a `SlotCounter` item that the first booking
+creates.
+
+Every booking change is one `TransactWriteItems` whose conditions are the rules:
+
+    book        counter   ADD booked 1      if booked < capacity (or no counter yet)  -> SLOT_FULL
+                booking   PUT               if the id is new
+                guards    PUT per step      if absent                                -> ALREADY_BOOKED
+                member    CONDITION CHECK   if not blocked for no-shows              -> BOOKING_BLOCKED
+    cancel      booking   status=cancelled  if version and status are what was read
+                counter   ADD booked -1
+                guards    DELETE
+    reschedule  new counter ADD 1           if booked < capacity                     -> SLOT_FULL
+                old counter ADD -1
+                booking   new start/end     if version and status are what was read
+                guards    PUT the new steps, DELETE the old ones, keep the shared ones
+
+The overlap guard: one `OverlapGuard` item per member per 5-minute step a
+booking covers (`<memberId>#<YYYY-MM-DDTHH:MM>`, Shanghai time). Store hours
+and service durations are multiples of 5 minutes, so every slot boundary lies
+on that grid and two bookings overlap exactly when they cover a common step.
+Each guard is written with `attribute_not_exists` in the booking's own
+transaction, so "a member holds no two overlapping active bookings" is a
+DynamoDB condition: of two racing bookings that overlap, in the same or
+another store, for the same or another service, only one can create the step
+they share. Weighed and not chosen: one guard per member per day (forbids a
+morning screen film and an afternoon repair); one guard per slot start
+(misses a 10:00 60-minute repair against a 10:20 screen film: different
+starts, same time); a per-member schedule item with a version (a read before
+every booking, overlap checked in Python, retries under contention). Cost: a
+20-minute service writes 4 guards, a 60-minute one 12, the longest allowed
+(180 minutes) 36, so even a reschedule (puts for new steps, deletes for old
+ones, shared steps left alone) stays well inside the 100 items of one
+transaction. Cancelling deletes the guards; checked-in and missed bookings
+keep theirs until their TTL, as they lie in the past.
+
+Booking reads nothing: the store comes from the stores' per-container cache.
+Cancel, reschedule and check-in read the booking once (to know its slot and
+guards, and who owns it), then write once with the version they read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import clock, db
+from chalicelib.appointments.models import (
+    BOOKED,
+    CANCELLED,
+    CHECKED_IN,
+    Appointment,
+    MemberBookingRecord,
+    OverlapGuard,
+    SlotCounter,
+)
+from chalicelib.appointments.policy import policy
+from chalicelib.appointments.schemas import BookingRequest
+from chalicelib.auth import Principal
+from chalicelib.errors import ConflictError, InvalidRequestError, NotFoundError
+from chalicelib.http import decode_cursor, encode_cursor
+from chalicelib.stores import service as stores
+from chalicelib.stores.schemas import GRID_MINUTES
+
+__all__ = [
+    "Slot",
+    "SlotFullError",
+    "SlotClosedError",
+    "AlreadyBookedError",
+    "BookingBlockedError",
+    "TooLateError",
+    "TooEarlyError",
+    "NotBookedError",
+    "TryAgainError",
+    "day_slots",
+    "slots",
+    "book",
+    "cancel",
+    "reschedule",
+    "check_in",
+    "member_appointments",
+    "store_appointments",
+    "get_appointment",
+    "member_appointment",
+    "guard_keys",
+    "view",
+]
+
+GUARD_STEP = dt.timedelta(minutes=GRID_MINUTES)
+# Guards and counters outlive their slot by this much, then DynamoDB's TTL tidies them.
+KEEP_AFTER_END = dt.timedelta(days=2)
+_ATTEMPTS = 10
+_APPOINTMENT_ID = re.compile(r"^a[0-9a-f]{16}$")
+
+
+class SlotFullError(ConflictError):
+    code = "SLOT_FULL"
+    default_message = "every seat of this slot is taken"
+
+
+class SlotClosedError(ConflictError):
+    code = "SLOT_CLOSED"
+    default_message = "this slot cannot be booked"
+
+
+class AlreadyBookedError(ConflictError):
+    code = "ALREADY_BOOKED"
+    default_message = "you already hold a booking at this time"
+
+
+class BookingBlockedError(ConflictError):
+    code = "BOOKING_BLOCKED"
+    default_message = "booking is paused for a while after missed appointments"
+
+
+class TooLateError(ConflictError):
+    code = "TOO_LATE"
+    default_message = "it is too late to change this booking"
+
+
+class TooEarlyError(ConflictError):
+    code = "TOO_EARLY"
+    default_message = "it is too early to check in"
+
+
+class NotBookedError(ConflictError):
+    code = "NOT_BOOKED"
+    default_message = "this appointment is no longer booked"
+
+
+class TryAgainError(ConflictError):
+    code = "TRY_AGAIN"
+    default_message = "too many simultaneous changes to this slot, try again"
+
+
+# --- Slots ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Slot:
+    start: dt.datetime  # Shanghai time
+    end: dt.datetime
+    capacity: int
+
+    @property
+    def day(self) -> dt.date:
+        return self.start.date()
+
+    @property
+    def key(self) -> str:
+        return f"{self.start:%H:%M}"
+
+
+def day_slots(store: stores.Store, service: stores.Service, day: dt.date) -> list[Slot]:
+    """The service's slots on that Shanghai day: each opening interval cut by the duration."""
+    midnight = dt.datetime.combine(day, dt.time(), tzinfo=clock.SHANGHAI)
+    found = []
+    for opens, closes in store.hours_on(day):
+        minute = opens
+        while minute + service.duration_minutes <= closes:
+            start = midnight + dt.timedelta(minutes=minute)
+            found.append(Slot(start, start + dt.timedelta(minutes=service.duration_minutes), service.capacity))
+            minute += service.duration_minutes
+    return found
+
+
+def _bookable(slot: Slot, now: dt.datetime) -> bool:
+    rules = policy()
+    if slot.start < now + dt.timedelta(minutes=rules.lead_minutes):
+        return False
+    return slot.day <= clock.shanghai_date(now) + dt.timedelta(days=rules.horizon_days)
+
+
+def _slot_day(store_id: str, service_id: str, day: dt.date) -> str:
+    return f"{store_id}#{service_id}#{day.isoformat()}"
+
+
+def _counter(store_id: str, service_id: str, slot: Slot) -> SlotCounter:
+    return SlotCounter(_slot_day(store_id, service_id, slot.day), slot.key)
+
+
+def _open_slot(store: stores.Store, service: stores.Service, start: dt.datetime, now: dt.datetime) -> Slot:
+    """The bookable slot starting at `start`, or SLOT_CLOSED saying why not."""
+    if not store.active:
+        raise SlotClosedError("this store takes no bookings")
+    local = start.astimezone(clock.SHANGHAI)
+    slot = next((s for s in day_slots(store, service, local.date()) if s.start == local), None)
+    if slot is None:
+        raise SlotClosedError("no slot of this service starts at that time")
+    if slot.start <= now:
+        raise SlotClosedError("this slot has passed")
+    if not _bookable(slot, now):
+        raise SlotClosedError("this slot is too close or too far ahead to book")
+    return slot
+
+
+def slots(store_id: str, service_id: str, day: dt.date) -> dict[str, Any]:
+    """`{slots: [{start, end, capacity, remaining, status}]}`; closed slots have no seats left."""
+    store = stores.find_store(store_id)
+    service = store.service(service_id)
+    now = clock.now()
+    booked = {
+        counter.start: int(counter.booked or 0)
+        for counter in SlotCounter.query(_slot_day(store_id, service_id, day), consistent_read=True)
+    }
+    answer = []
+    for slot in day_slots(store, service, day):
+        remaining = max(0, slot.capacity - booked.get(slot.key, 0))
+        is_open = store.active and _bookable(slot, now)
+        answer.append({
+            "start": clock.iso(slot.start),
+            "end": clock.iso(slot.end),
+            "capacity": slot.capacity,
+            "remaining": remaining if is_open else 0,
+            "status": "closed" if not is_open else ("full" if remaining == 0 else "open"),
+        })
+    return {"storeId": store_id, "serviceId": service_id, "date": day.isoformat(), "slots": answer}
+
+
+# --- Guards -----------------------------------------------------------------------------
+
+def guard_keys(member_id: str, start: dt.datetime, end: dt.datetime) -> list[str]:
+    """One key per 5-minute step of [start, end), in Shanghai time."""
+    keys = []
+    step = start.astimezone(clock.SHANGHAI)
+    while step < end:
+        keys.append(f"{member_id}#{step:%Y-%m-%dT%H:%M}")
+        step += GUARD_STEP
+    return keys
+
+
+def _guard(key: str, appointment_id: str, end: dt.datetime) -> OverlapGuard:
+    return OverlapGuard(key, appointment_id=appointment_id, expires_at=end + KEEP_AFTER_END)
+
+
+# --- One transaction, its items labelled ------------------------------------------------
+
+_ORDER = ("check", "delete", "put", "update")  # the order pynamodb sends the items in
+
+
+class _Cancelled(Exception):
+    def __init__(self, failed: set[str]) -> None:
+        super().__init__(", ".join(sorted(failed)))
+        self.failed = failed
+
+
+class _Plan:
+    """The items of one TransactWriteItems, each with a label naming its rule."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[str, str, Callable[[TransactWrite], None]]] = []
+
+    def check(self, label: str, model: type[db.SiyuModel], hash_key: str, condition: Any) -> None:
+        self._items.append(("check", label, lambda w: w.condition_check(model, hash_key, condition=condition)))
+
+    def put(self, label: str, item: db.SiyuModel, condition: Any = None) -> None:
+        self._items.append(("put", label, lambda w: w.save(item, condition=condition)))
+
+    def update(self, label: str, item: db.SiyuModel, actions: list[Any], condition: Any = None) -> None:
+        self._items.append(("update", label, lambda w: w.update(item, actions=actions, condition=condition)))
+
+    def delete(self, label: str, item: db.SiyuModel) -> None:
+        self._items.append(("delete", label, lambda w: w.delete(item)))
+
+    def _labels(self) -> list[str]:
+        return [label for kind in _ORDER for k, label, _ in self._items if k == kind]
+
+    def commit(self) -> None:
+        """Write everything or nothing; `_Cancelled` names the rules that said no.
+
+        Transactions that collide on an item (racing bookings of one slot) are
+        cancelled with `TransactionConflict` and retried here after a jittered pause.
+        """
+        for attempt in range(_ATTEMPTS):
+            try:
+                with db.transaction() as write:
+                    for _, _, add in self._items:
+                        add(write)
+                return
+            except TransactWriteError as exc:
+                codes = db.cancellation_codes(exc)
+                if not codes:
+                    raise
+                failed = {label for label, code in zip(self._labels(), codes) if code == "ConditionalCheckFailed"}
+                if failed:
+                    raise _Cancelled(failed) from exc
+                if not any(code == "TransactionConflict" for code in codes):
+                    raise
+            time.sleep(random.uniform(0.005, 0.02) * (1 + attempt))
+        raise TryAgainError()
+
+
+# --- Booking ------------------------------------------------------------------------------
+
+def _new_id() -> str:
+    return f"a{secrets.token_hex(8)}"
+
+
+def _not_blocked(now: dt.datetime) -> Any:
+    return MemberBookingRecord.blocked_until.does_not_exist() | (MemberBookingRecord.blocked_until <= now)
+
+
+def _seat_free(capacity: int) -> Any:
+    # The counter exists from the first booking on; until then every seat is free.
+    return SlotCounter.booked.does_not_exist() | (SlotCounter.booked < capacity)
+
+
+def book(member_id: str, request: BookingRequest) -> dict[str, Any]:
+    store = stores.find_store(request.store_id)
+    service = store.service(request.service_id)
+    now = clock.now()
+    slot = _open_slot(store, service, request.start, now)
+    day = slot.day.isoformat()
+    appointment = Appointment(
+        _new_id(),
+        member_id=member_id,
+        store_id=store.store_id,
+        store_name=store.name,
+        service_id=service.service_id,
+        service_name=service.name,
+        start=slot.start,
+        end=slot.end,
+        day=day,
+        store_day=f"{store.store_id}#{day}",
+        open_day=day,
+        status=BOOKED,
+        note=request.note,
+        booked_at=now,
+        reschedules=0,
+        created_at=now,
+        updated_at=now,
+        version=1,
+    )
+    plan = _Plan()
+    plan.check("blocked", MemberBookingRecord, member_id, _not_blocked(now))
+    plan.update(
+        "slot",
+        _counter(store.store_id, service.service_id, slot),
+        actions=[SlotCounter.booked.add(1), SlotCounter.expires_at.set(slot.end + KEEP_AFTER_END)],
+        condition=_seat_free(slot.capacity),
+    )
+    plan.put("booking", appointment, condition=Appointment.appointment_id.does_not_exist())
+    for key in guard_keys(member_id, slot.start, slot.end):
+        guard = _guard(key, appointment.appointment_id, slot.end)
+        plan.put("guard", guard, condition=OverlapGuard.key.does_not_exist())
+    try:
+        plan.commit()
+    except _Cancelled as cancelled:
+        raise _booking_error(cancelled.failed) from cancelled
+    return view(appointment)
+
+
+def _booking_error(failed: set[str]) -> ConflictError:
+    if "blocked" in failed:
+        return BookingBlockedError()
+    if "guard" in failed:
+        return AlreadyBookedError()
+    if "slot" in failed:
+        return SlotFullError()
+    return ConflictError("the booking changed meanwhile, try again")
+
+
+# --- Reading bookings --------------------------------------------------------------------
+
+def get_appointment(appointment_id: str) -> Appointment:
+    if not _APPOINTMENT_ID.match(appointment_id):
+        raise NotFoundError("no such appointment")
+    try:
+        return Appointment.get(appointment_id, consistent_read=True)
+    except DoesNotExist as exc:
+        raise NotFoundError("no such appointment") from exc
+
+
+def _own(member_id: str, appointment_id: str) -> Appointment:
+    """The member's own booking; another member's is as absent as a missing one."""
+    appointment = get_appointment(appointment_id)
+    if appointment.member_id != member_id:
+        raise NotFoundError("no such appointment")
+    return appointment
+
+
+def member_appointment(member_id: str, appointment_id: str) -> dict[str, Any]:
+    return view(_own(member_id, appointment_id))
+
+
+def _unchanged_and_booked(appointment: Appointment) -> Any:
+    return (Appointment.version == appointment.version) & (Appointment.status == BOOKED)
+
+
+def _require_booked(appointment: Appointment) -> None:
+    if appointment.status != BOOKED:
+        raise NotBookedError(f"this appointment is {appointment.status.replace('_', ' ')}")
+
+
+def _before_cutoff(appointment: Appointment, now: dt.datetime) -> None:
+    if now > appointment.start - dt.timedelta(minutes=policy().cancel_cutoff_minutes):
+        raise TooLateError(f"changes close {policy().cancel_cutoff_minutes} minutes before the start")
+
+
+# --- Cancel and reschedule ----------------------------------------------------------------
+
+def cancel(member_id: str, appointment_id: str) -> dict[str, Any]:
+    """Free the seat and the member's time; cancelling twice answers the cancelled booking."""
+    for _ in range(_ATTEMPTS):
+        appointment = _own(member_id, appointment_id)
+        if appointment.status == CANCELLED:
+            return view(appointment)
+        _require_booked(appointment)
+        now = clock.now()
+        _before_cutoff(appointment, now)
+        slot = Slot(appointment.start.astimezone(clock.SHANGHAI), appointment.end.astimezone(clock.SHANGHAI), 0)
+        plan = _Plan()
+        plan.update(
+            "booking",
+            appointment,
+            actions=[
+                Appointment.status.set(CANCELLED),
+                Appointment.cancelled_at.set(now),
+                Appointment.updated_at.set(now),
+                Appointment.open_day.remove(),
+                Appointment.version.add(1),
+            ],
+            condition=_unchanged_and_booked(appointment),
+        )
+        plan.update(
+            "slot",
+            _counter(appointment.store_id, appointment.service_id, slot),
+            actions=[SlotCounter.booked.add(-1)],
+        )
+        for key in guard_keys(member_id, appointment.start, appointment.end):
+            plan.delete("guard", OverlapGuard(key))
+        try:
+            plan.commit()
+        except _Cancelled:
+            continue  # changed since it was read: read again and decide again
+        appointment.status, appointment.cancelled_at, appointment.updated_at = CANCELLED, now, now
+        appointment.open_day = None
+        appointment.version += 1
+        return view(appointment)
+    raise TryAgainError()
+
+
+def reschedule(member_id: str, appointment_id: str, start: dt.datetime) -> dict[str, Any]:
+    """Move the booking: the new seat is taken and the old one freed in one write, or nothing changes."""
+    for _ in range(_ATTEMPTS):
+        appointment = _own(member_id, appointment_id)
+        _require_booked(appointment)
+        now = clock.now()
+        _before_cutoff(appointment, now)
+        store = stores.get_store(appointment.store_id)
+        try:
+            service = store.service(appointment.service_id)
+        except stores.ServiceNotOfferedError as exc:
+            raise SlotClosedError("this store no longer offers this service") from exc
+        old = Slot(appointment.start.astimezone(clock.SHANGHAI), appointment.end.astimezone(clock.SHANGHAI), 0)
+        new = _open_slot(store, service, start, now)
+        if new.start == old.start:
+            return view(appointment)
+        old_keys = guard_keys(member_id, old.start, old.end)
+        new_keys = guard_keys(member_id, new.start, new.end)
+        day = new.day.isoformat()
+        plan = _Plan()
+        plan.update(
+            "slot",
+            _counter(store.store_id, service.service_id, new),
+            actions=[SlotCounter.booked.add(1), SlotCounter.expires_at.set(new.end + KEEP_AFTER_END)],
+            condition=_seat_free(new.capacity),
+        )
+        plan.update(
+            "old-slot",
+            _counter(appointment.store_id, appointment.service_id, old),
+            actions=[SlotCounter.booked.add(-1)],
+        )
+        plan.update(
+            "booking",
+            appointment,
+            actions=[
+                Appointment.start.set(new.start),
+                Appointment.end.set(new.end),
+                Appointment.day.set(day),
+                Appointment.store_day.set(f"{store.store_id}#{day}"),
+                Appointment.open_day.set(day),
+                Appointment.booked_at.set(now),
+                Appointment.reschedules.add(1),
+                Appointment.updated_at.set(now),
+                Appointment.version.add(1),
+            ],
+            condition=_unchanged_and_booked(appointment),
+        )
+        for key in new_keys:
+            if key not in old_keys:
+                plan.put("guard", _guard(key, appointment_id, new.end), condition=OverlapGuard.key.does_not_exist())
+        for key in old_keys:
+            if key not in new_keys:
+                plan.delete("old-guard", OverlapGuard(key))
+        try:
+            plan.commit()
+        except _Cancelled as cancelled:
+            if "booking" in cancelled.failed:
+                continue  # changed since it was read: read again and decide again
+            raise _booking_error(cancelled.failed) from cancelled
+        appointment.start, appointment.end, appointment.day = new.start, new.end, day
+        appointment.store_day, appointment.open_day = f"{store.store_id}#{day}", day
+        appointment.booked_at = appointment.updated_at = now
+        appointment.reschedules = int(appointment.reschedules or 0) + 1
+        appointment.version += 1
+        return view(appointment)
+    raise TryAgainError()
+
+
+# --- Store side ---------------------------------------------------------------------------
+
+def check_in(caller: Principal, appointment_id: str) -> dict[str, Any]:
+    """Staff of the booking's store mark the customer arrived, from a while before the start until the end."""
+    for _ in range(_ATTEMPTS):
+        appointment = get_appointment(appointment_id)
+        caller.require_store(appointment.store_id)
+        if appointment.status == CHECKED_IN:
+            return store_view(appointment)
+        _require_booked(appointment)
+        now = clock.now()
+        if now < appointment.start - dt.timedelta(minutes=policy().checkin_early_minutes):
+            raise TooEarlyError(f"check-in opens {policy().checkin_early_minutes} minutes before the start")
+        if now >= appointment.end:
+            raise TooLateError("this appointment has ended")
+        plan = _Plan()
+        plan.update(
+            "booking",
+            appointment,
+            actions=[
+                Appointment.status.set(CHECKED_IN),
+                Appointment.checked_in_at.set(now),
+                Appointment.checked_in_by.set(caller.member_id),
+                Appointment.updated_at.set(now),
+                Appointment.open_day.remove(),
+                Appointment.version.add(1),
+            ],
+            condition=_unchanged_and_booked(appointment) & (Appointment.end > now),
+        )
+        try:
+            plan.commit()
+        except _Cancelled:
+            continue
+        appointment.status, appointment.checked_in_at, appointment.checked_in_by = CHECKED_IN, now, caller.member_id
+        appointment.open_day = None
+        appointment.updated_at = now
+        appointment.version += 1
+        return store_view(appointment)
+    raise TryAgainError()
+
+
+def _page_start(cursor: str | None, fixed: dict[str, str]) -> dict[str, Any] | None:
+    """The key a page of an index query starts after, as this API gave it out (or 400)."""
+    key = decode_cursor(cursor)
+    if key is None:
+        return None
+    expected = {"appointment_id", "start", *fixed}
+
+    def plain_string(value: Any) -> bool:
+        if not isinstance(value, dict) or set(value) != {"S"}:
+            return False
+        return isinstance(value["S"], str) and 0 < len(value["S"]) <= 200
+
+    if (
+        set(key) != expected
+        or not all(plain_string(value) for value in key.values())
+        or any(key[name]["S"] != value for name, value in fixed.items())
+    ):
+        raise InvalidRequestError("cursor", "is not a cursor this API gave out")
+    return key
+
+
+def store_appointments(
+    caller: Principal, store_id: str | None, day: dt.date | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """A store's bookings of a Shanghai day, by start: staff and guides see their own store's."""
+    store_id = store_id or caller.store_id
+    if not store_id:
+        raise InvalidRequestError("storeId", "is required for a caller without a store")
+    caller.require_store(store_id)
+    day = day or clock.shanghai_date()
+    store_day = f"{store_id}#{day.isoformat()}"
+    found = Appointment.by_store_day.query(
+        store_day, limit=limit, last_evaluated_key=_page_start(cursor, {"store_day": store_day})
+    )
+    items = [store_view(appointment) for appointment in found]
+    return {
+        "storeId": store_id,
+        "date": day.isoformat(),
+        "items": items,
+        "nextCursor": encode_cursor(found.last_evaluated_key),
+    }
+
+
+def member_appointments(member_id: str, status: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+    """The member's bookings, latest start first."""
+    found = Appointment.by_member.query(
+        member_id,
+        scan_index_forward=False,
+        filter_condition=(Appointment.status == status) if status else None,
+        limit=limit,
+        last_evaluated_key=_page_start(cursor, {"member_id": member_id}),
+    )
+    items = [view(appointment) for appointment in found]
+    return {"items": items, "nextCursor": encode_cursor(found.last_evaluated_key)}
+
+
+# --- Views -------------------------------------------------------------------------------
+
+def view(appointment: Appointment) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "appointmentId": appointment.appointment_id,
+        "storeId": appointment.store_id,
+        "storeName": appointment.store_name,
+        "serviceId": appointment.service_id,
+        "serviceName": appointment.service_name,
+        "start": clock.iso(appointment.start),
+        "end": clock.iso(appointment.end),
+        "status": appointment.status,
+        "note": appointment.note,
+        "createdAt": clock.iso(appointment.created_at),
+    }
+    for name, moment in (
+        ("cancelledAt", appointment.cancelled_at),
+        ("checkedInAt", appointment.checked_in_at),
+        ("noShowAt", appointment.no_show_at),
+    ):
+        if moment is not None:
+            answer[name] = clock.iso(moment)
+    return answer
+
+
+def store_view(appointment: Appointment) -> dict[str, Any]:
+    """What the store sees: the booking and whose it is."""
+    return {**view(appointment), "memberId": appointment.member_id}

@@ -1,0 +1,1 @@
+"""Stores: where service happens and orders are fulfilled."""

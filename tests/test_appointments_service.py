@@ -1,0 +1,268 @@
+"""Booking, cancelling, rescheduling and checking in, at the service level on DynamoDB Local."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from chalicelib import clock, db
+from chalicelib.appointments import service as appointments
+from chalicelib.appointments.schemas import BookingRequest
+from chalicelib.auth import ADMIN, MEMBER, STAFF, Principal
+from chalicelib.errors import ForbiddenError, NotFoundError
+from tests.appointment_helpers import MONDAY, at, make_store
+from tests.conftest import unique
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+MORNING = at(MONDAY, "08:00")
+
+
+def booking(store_id: str, service_id: str, start: dt.datetime, note: str | None = None) -> BookingRequest:
+    return BookingRequest(store_id=store_id, service_id=service_id, start=start, note=note)
+
+
+def remaining(store_id: str, service_id: str, start: dt.datetime) -> int:
+    answer = appointments.slots(store_id, service_id, start.date())
+    return next(slot["remaining"] for slot in answer["slots"] if slot["start"] == clock.iso(start))
+
+
+def staff_of(store_id: str) -> Principal:
+    return Principal(member_id=unique("staff"), roles=frozenset({MEMBER, STAFF}), store_id=store_id)
+
+
+def test_slots_are_the_days_hours_cut_by_the_service_duration():
+    store_id = make_store()
+    with clock.frozen_at(MORNING):
+        film = appointments.slots(store_id, "film", MONDAY)["slots"]
+        repair = appointments.slots(store_id, "repair", MONDAY)["slots"]
+    assert len(film) == 30 and len(repair) == 10
+    assert film[0] == {
+        "start": "2031-06-02T10:00:00+08:00",
+        "end": "2031-06-02T10:20:00+08:00",
+        "capacity": 2,
+        "remaining": 2,
+        "status": "open",
+    }
+    assert repair[-1]["start"] == "2031-06-02T19:00:00+08:00" and repair[-1]["end"] == "2031-06-02T20:00:00+08:00"
+
+
+def test_past_slots_and_slots_inside_the_lead_time_are_closed():
+    store_id = make_store()
+    with clock.frozen_at(at(MONDAY, "11:45")):
+        film = {slot["start"][11:16]: slot for slot in appointments.slots(store_id, "film", MONDAY)["slots"]}
+        with pytest.raises(appointments.SlotClosedError):
+            appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "12:00")))
+    assert film["11:40"]["status"] == "closed" and film["11:40"]["remaining"] == 0
+    assert film["12:00"]["status"] == "closed"  # within the 30-minute lead time
+    assert film["12:20"]["status"] == "open" and film["12:20"]["remaining"] == 2
+
+
+def test_a_closed_day_has_no_slots_and_a_start_off_the_grid_is_closed():
+    store_id = make_store(openHours={"tue": [{"open": "10:00", "close": "18:00"}]})
+    with clock.frozen_at(MORNING):
+        assert appointments.slots(store_id, "film", MONDAY)["slots"] == []
+        with pytest.raises(appointments.SlotClosedError):
+            appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "10:00")))
+        tuesday = MONDAY + dt.timedelta(days=1)
+        with pytest.raises(appointments.SlotClosedError):
+            appointments.book(unique("m"), booking(store_id, "film", at(tuesday, "10:05")))
+
+
+def test_a_booking_takes_a_seat_and_answers_the_booking():
+    store_id = make_store()
+    member_id = unique("m")
+    with clock.frozen_at(MORNING):
+        answer = appointments.book(member_id, booking(store_id, "film", at(MONDAY, "10:00"), note="iPhone"))
+        left = remaining(store_id, "film", at(MONDAY, "10:00"))
+    assert answer["status"] == "booked" and answer["storeId"] == store_id and answer["serviceId"] == "film"
+    assert answer["start"] == "2031-06-02T10:00:00+08:00" and answer["end"] == "2031-06-02T10:20:00+08:00"
+    assert answer["appointmentId"].startswith("a") and answer["note"] == "iPhone"
+    assert left == 1
+
+
+def test_a_full_slot_refuses_the_next_member():
+    store_id = make_store()
+    with clock.frozen_at(MORNING):
+        appointments.book(unique("m"), booking(store_id, "repair", at(MONDAY, "14:00")))
+        with pytest.raises(appointments.SlotFullError):
+            appointments.book(unique("m"), booking(store_id, "repair", at(MONDAY, "14:00")))
+
+
+def test_a_member_cannot_hold_overlapping_bookings_even_across_services_and_stores():
+    store_id, other_store = make_store(), make_store()
+    member_id = unique("m")
+    with clock.frozen_at(MORNING):
+        appointments.book(member_id, booking(store_id, "repair", at(MONDAY, "10:00")))
+        with pytest.raises(appointments.AlreadyBookedError):
+            appointments.book(member_id, booking(store_id, "film", at(MONDAY, "10:40")))
+        with pytest.raises(appointments.AlreadyBookedError):
+            appointments.book(member_id, booking(other_store, "check", at(MONDAY, "10:30")))
+        # Back to back is fine.
+        appointments.book(member_id, booking(store_id, "film", at(MONDAY, "11:00")))
+        assert remaining(store_id, "film", at(MONDAY, "10:40")) == 2
+
+
+def test_a_booking_is_one_round_trip():
+    store_id = make_store()
+    with clock.frozen_at(MORNING):
+        appointments.slots(store_id, "film", MONDAY)  # the store is now in this container's cache
+        with db.recording() as log:
+            appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "15:00")))
+    assert [request.operation for request in log] == ["TransactWriteItems"]
+
+
+def test_cancelling_frees_the_seat_and_the_members_time():
+    store_id = make_store()
+    member_id = unique("m")
+    with clock.frozen_at(MORNING):
+        first = appointments.book(member_id, booking(store_id, "repair", at(MONDAY, "16:00")))
+        cancelled = appointments.cancel(member_id, first["appointmentId"])
+        again = appointments.cancel(member_id, first["appointmentId"])
+        assert remaining(store_id, "repair", at(MONDAY, "16:00")) == 1
+        appointments.book(member_id, booking(store_id, "film", at(MONDAY, "16:20")))
+    assert cancelled["status"] == "cancelled" and "cancelledAt" in cancelled
+    assert again["status"] == "cancelled"
+
+
+def test_cancelling_within_the_cut_off_is_too_late():
+    store_id = make_store()
+    member_id = unique("m")
+    with clock.frozen_at(MORNING):
+        made = appointments.book(member_id, booking(store_id, "film", at(MONDAY, "11:00")))
+    with clock.frozen_at(at(MONDAY, "09:30")):
+        with pytest.raises(appointments.TooLateError):
+            appointments.cancel(member_id, made["appointmentId"])
+        with pytest.raises(appointments.TooLateError):
+            appointments.reschedule(member_id, made["appointmentId"], at(MONDAY, "15:00"))
+
+
+def test_another_members_booking_is_not_found():
+    store_id = make_store()
+    with clock.frozen_at(MORNING):
+        made = appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "12:00")))
+        with pytest.raises(NotFoundError):
+            appointments.cancel(unique("m"), made["appointmentId"])
+        with pytest.raises(NotFoundError):
+            appointments.reschedule(unique("m"), made["appointmentId"], at(MONDAY, "13:00"))
+        with pytest.raises(NotFoundError):
+            appointments.cancel(unique("m"), "a0000000000000000")
+
+
+def test_rescheduling_moves_the_seat_in_one_write():
+    store_id = make_store()
+    member_id = unique("m")
+    with clock.frozen_at(MORNING):
+        made = appointments.book(member_id, booking(store_id, "repair", at(MONDAY, "12:00")))
+        moved = appointments.reschedule(member_id, made["appointmentId"], at(MONDAY, "13:00"))
+        assert moved["start"] == "2031-06-02T13:00:00+08:00" and moved["status"] == "booked"
+        assert remaining(store_id, "repair", at(MONDAY, "12:00")) == 1
+        assert remaining(store_id, "repair", at(MONDAY, "13:00")) == 0
+        # The member's time moved too: 12:00 is free for them, 13:00 is not.
+        appointments.book(member_id, booking(store_id, "film", at(MONDAY, "12:00")))
+        with pytest.raises(appointments.AlreadyBookedError):
+            appointments.book(member_id, booking(store_id, "film", at(MONDAY, "13:20")))
+
+
+def test_rescheduling_into_an_overlapping_slot_keeps_the_shared_steps():
+    store_id = make_store()
+    member_id = unique("m")
+    with clock.frozen_at(MORNING):
+        made = appointments.book(member_id, booking(store_id, "check", at(MONDAY, "14:00")))
+        moved = appointments.reschedule(member_id, made["appointmentId"], at(MONDAY, "14:30"))
+        assert moved["end"] == "2031-06-02T15:00:00+08:00"
+        appointments.book(member_id, booking(store_id, "film", at(MONDAY, "14:00")))
+        with pytest.raises(appointments.AlreadyBookedError):
+            appointments.book(member_id, booking(store_id, "film", at(MONDAY, "14:40")))
+
+
+def test_rescheduling_into_a_full_slot_changes_nothing():
+    store_id = make_store()
+    member_id = unique("m")
+    with clock.frozen_at(MORNING):
+        made = appointments.book(member_id, booking(store_id, "repair", at(MONDAY, "15:00")))
+        appointments.book(unique("m"), booking(store_id, "repair", at(MONDAY, "17:00")))
+        with pytest.raises(appointments.SlotFullError):
+            appointments.reschedule(member_id, made["appointmentId"], at(MONDAY, "17:00"))
+        mine = appointments.member_appointments(member_id, None, 20, None)["items"]
+        assert [(item["start"], item["status"]) for item in mine] == [("2031-06-02T15:00:00+08:00", "booked")]
+        assert remaining(store_id, "repair", at(MONDAY, "15:00")) == 0
+        assert remaining(store_id, "repair", at(MONDAY, "17:00")) == 0
+        with pytest.raises(appointments.AlreadyBookedError):
+            appointments.book(member_id, booking(store_id, "film", at(MONDAY, "15:20")))
+
+
+def test_staff_check_in_their_own_stores_bookings_only():
+    store_id, other_store = make_store(), make_store()
+    member_id = unique("m")
+    with clock.frozen_at(MORNING):
+        made = appointments.book(member_id, booking(store_id, "film", at(MONDAY, "10:20")))
+        with pytest.raises(appointments.TooEarlyError):
+            appointments.check_in(staff_of(store_id), made["appointmentId"])
+    with clock.frozen_at(at(MONDAY, "10:15")):
+        with pytest.raises(ForbiddenError):
+            appointments.check_in(staff_of(other_store), made["appointmentId"])
+        arrived = appointments.check_in(staff_of(store_id), made["appointmentId"])
+        again = appointments.check_in(staff_of(store_id), made["appointmentId"])
+        with pytest.raises(appointments.NotBookedError):
+            appointments.cancel(member_id, made["appointmentId"])
+    assert arrived["status"] == "checked_in" and again["status"] == "checked_in"
+    assert arrived["memberId"] == member_id
+
+
+def test_an_admin_may_check_in_anywhere_but_not_after_the_end():
+    store_id = make_store()
+    admin = Principal(member_id=unique("admin"), roles=frozenset({MEMBER, ADMIN}))
+    with clock.frozen_at(MORNING):
+        made = appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "11:20")))
+    with clock.frozen_at(at(MONDAY, "11:40")):
+        with pytest.raises(appointments.TooLateError):
+            appointments.check_in(admin, made["appointmentId"])
+
+
+def test_the_store_sees_the_days_bookings_by_start():
+    store_id = make_store()
+    with clock.frozen_at(MORNING):
+        late = appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "18:00")))
+        early = appointments.book(unique("m"), booking(store_id, "repair", at(MONDAY, "10:00")))
+        day = appointments.store_appointments(staff_of(store_id), None, MONDAY, 20, None)
+        with pytest.raises(ForbiddenError):
+            appointments.store_appointments(staff_of(store_id), make_store(), MONDAY, 20, None)
+    assert [item["appointmentId"] for item in day["items"]] == [early["appointmentId"], late["appointmentId"]]
+
+
+def test_a_transaction_conflict_is_retried_until_the_write_goes_through(monkeypatch):
+    from pynamodb.connection.base import VerboseClientError
+    from pynamodb.exceptions import CancellationReason, TransactWriteError
+
+    store_id = make_store()
+    real = db.transaction
+    conflicts = {"left": 2}
+
+    class Colliding:
+        """The first attempts collide with another transaction, as DynamoDB reports it."""
+
+        def __init__(self) -> None:
+            self.write = real()
+
+        def __enter__(self):
+            return self.write.__enter__()
+
+        def __exit__(self, *exc):
+            if conflicts["left"] and exc[0] is None:
+                conflicts["left"] -= 1
+                cause = VerboseClientError(
+                    {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}},
+                    "TransactWriteItems",
+                    {},
+                    cancellation_reasons=[CancellationReason(code="TransactionConflict")],
+                )
+                raise TransactWriteError("Failed to write transaction items", cause)
+            return self.write.__exit__(*exc)
+
+    monkeypatch.setattr(db, "transaction", Colliding)
+    with clock.frozen_at(MORNING):
+        made = appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "17:00")))
+        assert remaining(store_id, "film", at(MONDAY, "17:00")) == 1
+    assert made["status"] == "booked" and conflicts["left"] == 0
