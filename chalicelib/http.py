@@ -32,6 +32,8 @@ T = TypeVar("T")
 View = Callable[["Call"], Any]
 
 DEFAULT_PAGE, MAX_PAGE = 20, 100
+# Bodies are read as JSON whatever the header says (`curl -d` sends form encoding).
+ACCEPTED_CONTENT_TYPES = ["application/json", "application/x-www-form-urlencoded", "text/plain"]
 
 
 class Call:
@@ -161,7 +163,7 @@ class Api:
 
             handle.__name__ = view.__name__
             handle.__doc__ = view.__doc__
-            self.app.route(path, methods=[method])(handle)
+            self.app.route(path, methods=[method], content_types=ACCEPTED_CONTENT_TYPES)(handle)
             return view
 
         return decorate

@@ -70,3 +70,12 @@ def test_a_member_is_forbidden_admin_routes(api, member):
     _, token = member
     response = api.post("/admin/staff", token, json={"openid": "x", "role": "admin", "name": "x"})
     assert response.status_code == 403 and response.json()["code"] == "FORBIDDEN"
+
+
+def test_a_plain_curl_body_is_read_as_json(api):
+    response = api.post(
+        "/auth/login",
+        data=f'{{"code": "dev:{unique("curl")}"}}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200 and response.json()["isNew"] is True
