@@ -183,12 +183,13 @@ class Api:
     def _dispatch(
         self, view: View, params: Mapping[str, str], roles: frozenset[str], idempotent: bool, status: int
     ) -> Response:
-        from chalicelib.observability import logger
+        from chalicelib.observability import logger, traced
 
         request = self.app.current_request
         logger().set_correlation_id((request.context or {}).get("requestId"))
         started = time.perf_counter()
-        response = self._respond(view, request, params, roles, idempotent, status)
+        with traced(view.__name__):
+            response = self._respond(view, request, params, roles, idempotent, status)
         logger().info(
             "request",
             extra={

@@ -6,6 +6,7 @@ session keys and tokens are masked wherever they appear in a log record.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics, Tracer
 
-__all__ = ["logger", "metrics", "tracer", "mask", "count"]
+__all__ = ["logger", "metrics", "tracer", "traced", "mask", "count"]
 
 SERVICE = "siyu"
 _SENSITIVE_KEYS = re.compile(r"(phone|openid|unionid|session_?key|token|secret|authorization|code)", re.I)
@@ -75,3 +76,10 @@ def tracer() -> Tracer:
 
     # Offline there is no X-Ray daemon: POWERTOOLS_TRACE_DISABLED=true.
     return Tracer(service=SERVICE)
+
+
+def traced(name: str) -> contextlib.AbstractContextManager:
+    """An X-Ray subsegment around a handler; nothing (not even an import) when tracing is off."""
+    if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() == "true":
+        return contextlib.nullcontext()
+    return tracer().provider.in_subsegment(f"## {name}")

@@ -68,3 +68,14 @@ def test_logs_never_show_phones_openids_or_tokens():
     assert masked["nested"]["session_key"] == "***"
     assert masked["nested"]["note"] == "call 139****5678 now"
     assert masked["memberId"] == "m1"
+
+
+def test_tracing_off_offline_costs_no_xray_import():
+    probe = (
+        "import os, sys; os.environ['POWERTOOLS_TRACE_DISABLED'] = 'true'; "
+        "from chalicelib.observability import traced\n"
+        "with traced('login'): pass\n"
+        "print('aws_xray_sdk' in sys.modules)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"
