@@ -121,20 +121,35 @@ def test_cancel_and_reschedule_over_http(api, admin_token):
     )
     assert moved.status_code == 200, moved.text
     assert moved.json()["start"] == clock.iso(at(day, "11:00")) and moved.json()["status"] == "booked"
-    bad = api.post(f"/appointments/{made['appointmentId']}/reschedule", token, json={"start": "soon"})
+    moved_id = moved.json()["appointmentId"]
+    assert moved_id != made["appointmentId"] and moved.json()["rescheduledFrom"] == made["appointmentId"]
+    bad = api.post(f"/appointments/{moved_id}/reschedule", token, json={"start": "soon"})
     assert bad.status_code == 400 and "start" in bad.json()["message"]
+    old = api.get(f"/appointments/{made['appointmentId']}", token).json()
+    assert old["status"] == "rescheduled" and old["rescheduledTo"] == moved_id
+    cancelling_old = api.post(f"/appointments/{made['appointmentId']}/cancel", token)
+    assert cancelling_old.status_code == 409 and cancelling_old.json()["code"] == "NOT_BOOKED"
+    listed = api.get(f"/stores/{store_id}/slots", params={"serviceId": "film", "date": day.isoformat()})
+    slots = {s["start"]: s for s in listed.json()["slots"]}
+    assert slots[clock.iso(at(day, "10:00"))]["remaining"] == 2 and slots[clock.iso(at(day, "11:00"))]["remaining"] == 1
+    assert api.get(f"/appointments/{moved_id}", token).json()["status"] == "booked"
     key = {"Idempotency-Key": unique("k")}
-    cancelled = api.post(f"/appointments/{made['appointmentId']}/cancel", token, headers=key)
+    cancelled = api.post(f"/appointments/{moved_id}/cancel", token, headers=key)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     listed = api.get(f"/stores/{store_id}/slots", params={"serviceId": "film", "date": day.isoformat()})
     slots = {s["start"]: s for s in listed.json()["slots"]}
     assert slots[clock.iso(at(day, "10:00"))]["remaining"] == 2 and slots[clock.iso(at(day, "11:00"))]["remaining"] == 2
     cancelled_only = api.get("/members/me/appointments", token, params={"status": "cancelled"}).json()["items"]
-    assert [item["appointmentId"] for item in cancelled_only] == [made["appointmentId"]]
-    moving_cancelled = api.post(
-        f"/appointments/{made['appointmentId']}/reschedule", token, json={"start": clock.iso(at(day, "12:00"))}
-    )
-    assert moving_cancelled.status_code == 409 and moving_cancelled.json()["code"] == "NOT_BOOKED"
+    assert [item["appointmentId"] for item in cancelled_only] == [moved_id]
+    everything = api.get("/members/me/appointments", token).json()["items"]
+    assert [item["appointmentId"] for item in everything] == [moved_id]
+    rescheduled = api.get("/members/me/appointments", token, params={"status": "rescheduled"}).json()["items"]
+    assert [item["appointmentId"] for item in rescheduled] == [made["appointmentId"]]
+    for appointment_id in (moved_id, made["appointmentId"]):
+        moving_finished = api.post(
+            f"/appointments/{appointment_id}/reschedule", token, json={"start": clock.iso(at(day, "12:00"))}
+        )
+        assert moving_finished.status_code == 409 and moving_finished.json()["code"] == "NOT_BOOKED"
 
 
 def test_cancelling_inside_the_cut_off_is_409_too_late(api, admin_token):
@@ -162,6 +177,10 @@ def test_another_members_booking_is_404(api, admin_token):
         answer = api.request(method, path, stranger, json={"start": clock.iso(at(future_day(), "11:00"))})
         assert answer.status_code == 404 and answer.json()["code"] == "NOT_FOUND", (path, answer.text)
     assert api.post("/appointments/not-an-id/cancel", stranger).status_code == 404
+    forged = made["appointmentId"].rsplit(".", 1)[0] + ".0123456789abcdef"
+    for method, path in (("GET", f"/appointments/{forged}"), ("POST", f"/appointments/{forged}/cancel")):
+        answer = api.request(method, path, owner)
+        assert answer.status_code == 404 and answer.json()["code"] == "NOT_FOUND", (path, answer.text)
     assert api.get(f"/appointments/{made['appointmentId']}", owner).status_code == 200
 
 

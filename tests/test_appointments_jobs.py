@@ -126,10 +126,12 @@ def test_cancelled_bookings_get_no_reminder_and_a_moved_one_is_reminded_of_its_n
 
     assert reminders_at(start - dt.timedelta(hours=24))["sent"] == 1
     with clock.frozen_at(start - dt.timedelta(hours=23)):
-        appointments.reschedule(member_id, moved, start + dt.timedelta(days=1))
+        new_id = appointments.reschedule(member_id, moved, start + dt.timedelta(days=1))["appointmentId"]
     assert reminders_at(start + dt.timedelta(hours=1))["sent"] == 1  # 24 h before the new start
     sent = messages_to(stack, openid)
     assert [m["data"]["time2"]["value"] for m in sent] == ["2031-09-26 12:00", "2031-09-27 12:00"]
+    assert sent[0]["page"].endswith(moved) and sent[1]["page"].endswith(new_id)
+    assert reminders_at(start + dt.timedelta(days=1, hours=-2))["sent"] == 1  # the 2 h one, of the new booking only
 
 
 def test_the_sandbox_runs_the_reminder_job_as_of_the_moment_it_is_given(api, stack):

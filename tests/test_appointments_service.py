@@ -157,12 +157,89 @@ def test_rescheduling_moves_the_seat_in_one_write():
         made = appointments.book(member_id, booking(store_id, "repair", at(MONDAY, "12:00")))
         moved = appointments.reschedule(member_id, made["appointmentId"], at(MONDAY, "13:00"))
         assert moved["start"] == "2031-06-02T13:00:00+08:00" and moved["status"] == "booked"
+        assert moved["appointmentId"] != made["appointmentId"] and moved["rescheduledFrom"] == made["appointmentId"]
         assert remaining(store_id, "repair", at(MONDAY, "12:00")) == 1
         assert remaining(store_id, "repair", at(MONDAY, "13:00")) == 0
         # The member's time moved too: 12:00 is free for them, 13:00 is not.
         appointments.book(member_id, booking(store_id, "film", at(MONDAY, "12:00")))
         with pytest.raises(appointments.AlreadyBookedError):
             appointments.book(member_id, booking(store_id, "film", at(MONDAY, "13:20")))
+        # The old id is finished: cancelling or moving it again changes nothing.
+        with pytest.raises(appointments.NotBookedError):
+            appointments.cancel(member_id, made["appointmentId"])
+        with pytest.raises(appointments.NotBookedError):
+            appointments.reschedule(member_id, made["appointmentId"], at(MONDAY, "15:00"))
+        assert remaining(store_id, "repair", at(MONDAY, "12:00")) == 1
+        assert remaining(store_id, "repair", at(MONDAY, "13:00")) == 0
+        assert remaining(store_id, "repair", at(MONDAY, "15:00")) == 1
+        with pytest.raises(appointments.AlreadyBookedError):
+            appointments.book(member_id, booking(store_id, "film", at(MONDAY, "13:20")))
+        old = appointments.member_appointment(member_id, made["appointmentId"])
+        assert old["status"] == "rescheduled" and old["rescheduledTo"] == moved["appointmentId"]
+        mine = appointments.member_appointments(member_id, None, 20, None)["items"]
+        assert moved["appointmentId"] in [item["appointmentId"] for item in mine]
+        assert made["appointmentId"] not in [item["appointmentId"] for item in mine]
+
+
+def test_cancel_reschedule_and_check_in_are_one_round_trip_each():
+    store_id = make_store()
+    member_id = unique("m")
+    with clock.frozen_at(MORNING):
+        made = appointments.book(member_id, booking(store_id, "repair", at(MONDAY, "13:00")))
+        with db.recording() as moving:
+            moved = appointments.reschedule(member_id, made["appointmentId"], at(MONDAY, "14:00"))
+        with db.recording() as cancelling:
+            cancelled = appointments.cancel(member_id, moved["appointmentId"])
+        kept = appointments.book(member_id, booking(store_id, "film", at(MONDAY, "16:00")))
+    with clock.frozen_at(at(MONDAY, "15:55")):
+        with db.recording() as checking_in:
+            arrived = appointments.check_in(staff_of(store_id), kept["appointmentId"])
+    assert [request.operation for request in moving] == ["TransactWriteItems"]
+    assert [request.operation for request in cancelling] == ["TransactWriteItems"]
+    assert [request.operation for request in checking_in] == ["UpdateItem"]
+    assert cancelled["status"] == "cancelled" and cancelled["appointmentId"] == moved["appointmentId"]
+    assert arrived["status"] == "checked_in" and arrived["memberId"] == member_id
+
+
+def test_the_note_follows_a_booking_through_its_reschedules():
+    store_id = make_store()
+    member_id = unique("m")
+    with clock.frozen_at(MORNING):
+        made = appointments.book(member_id, booking(store_id, "check", at(MONDAY, "10:00"), note="屏幕碎了"))
+        first = appointments.reschedule(member_id, made["appointmentId"], at(MONDAY, "11:00"))
+        second = appointments.reschedule(member_id, first["appointmentId"], at(MONDAY, "12:00"))
+        assert appointments.member_appointment(member_id, second["appointmentId"])["note"] == "屏幕碎了"
+        day = appointments.store_appointments(staff_of(store_id), None, MONDAY, 20, None)["items"]
+        mine = appointments.member_appointments(member_id, None, 20, None)["items"]
+        moved = appointments.member_appointments(member_id, "rescheduled", 20, None)["items"]
+    assert [(item["appointmentId"], item["note"]) for item in day] == [(second["appointmentId"], "屏幕碎了")]
+    assert [(item["appointmentId"], item["note"]) for item in mine] == [(second["appointmentId"], "屏幕碎了")]
+    assert {item["appointmentId"] for item in moved} == {made["appointmentId"], first["appointmentId"]}
+
+
+def test_an_id_names_its_slot_and_anything_else_is_not_found():
+    store_id = make_store()
+    member_id = unique("m")
+    with clock.frozen_at(MORNING):
+        made = appointments.book(member_id, booking(store_id, "repair", at(MONDAY, "17:00")))
+        assert made["appointmentId"].startswith(f"a-{store_id}.repair.203106021700.60.")
+        prefix, suffix = made["appointmentId"].rsplit(".", 1)
+        for forged in (
+            f"a-{store_id}.repair.203106021700.65.{suffix}",  # well formed, but no such booking
+            f"a-{store_id}.repair.203106021703.60.{suffix}",
+            f"a-{store_id}.repair.203113021700.60.{suffix}",
+            f"a-{store_id}.repair.203106021700.060.{suffix}",
+            f"a-{store_id}.repair.203106021700.185.{suffix}",
+            f"a-{store_id}.repair.203106021700.60.{suffix.upper()}",
+            f"a-{store_id}.re.pair.203106021700.60.{suffix}",
+            prefix,
+        ):
+            with pytest.raises(NotFoundError):
+                appointments.cancel(member_id, forged)
+            with pytest.raises(NotFoundError):
+                appointments.member_appointment(member_id, forged)
+        assert remaining(store_id, "repair", at(MONDAY, "17:00")) == 0
+        assert appointments.member_appointment(member_id, made["appointmentId"])["status"] == "booked"
 
 
 def test_rescheduling_into_an_overlapping_slot_keeps_the_shared_steps():

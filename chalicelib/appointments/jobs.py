@@ -48,10 +48,8 @@ def _label(minutes: int) -> str:
 
 
 def reminder_key(appointment: Appointment, offset_minutes: int) -> str:
-    """`appointment#<id>#24h`; after the n-th reschedule `appointment#<id>#r<n>#24h`."""
-    moved = int(appointment.reschedules or 0)
-    revision = f"#r{moved}" if moved else ""
-    return f"appointment#{appointment.appointment_id}{revision}#{_label(offset_minutes)}"
+    """`appointment#<id>#24h`: a reschedule makes a new booking, with a new id, so a moved one is reminded anew."""
+    return f"appointment#{appointment.appointment_id}#{_label(offset_minutes)}"
 
 
 def due_offset(appointment: Appointment, now: dt.datetime) -> int | None:

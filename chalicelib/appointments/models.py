@@ -2,7 +2,9 @@
 
 Four tables, because each has its own key and its own reason to be written:
 
-- `appointments`: one item per booking. Three indexes: the member's bookings,
+- `appointments`: one item per booking. Its id names its slot (see
+  `chalicelib.appointments.service`), so a reschedule writes a new booking and
+  marks the old one `rescheduled`. Three indexes: the member's bookings,
   a store's bookings per Shanghai day, and (sparse) the bookings still open,
   per Shanghai day, which is all the reminder and no-show jobs read.
 - `appointment-slots`: one counter per (store, service, day, start), created by
@@ -24,6 +26,7 @@ __all__ = [
     "CANCELLED",
     "CHECKED_IN",
     "NO_SHOW",
+    "RESCHEDULED",
     "Appointment",
     "AppointmentsByMember",
     "AppointmentsByStoreDay",
@@ -34,6 +37,8 @@ __all__ = [
 ]
 
 BOOKED, CANCELLED, CHECKED_IN, NO_SHOW = "booked", "cancelled", "checked_in", "no_show"
+# Moved to another slot: `rescheduled_to` names the booking that replaced it.
+RESCHEDULED = "rescheduled"
 
 
 class AppointmentsByMember(GlobalSecondaryIndex):
@@ -80,21 +85,24 @@ class Appointment(SiyuModel):
     # The Shanghai day of `start`, YYYY-MM-DD, and `<storeId>#<day>` for the store's list.
     day = UnicodeAttribute()
     store_day = UnicodeAttribute()
-    # Set to `day` while the booking is open; removed when it is cancelled, checked in or missed.
+    # Set to `day` while the booking is open; removed when it is cancelled, checked in, missed or moved.
     open_day = UnicodeAttribute(null=True)
     status = UnicodeAttribute()
     note = UnicodeAttribute(null=True)
-    # When the current start was chosen (booking or last reschedule): reminders due
+    # When this booking was made (by booking or by a reschedule): reminders due
     # before that moment are not sent late.
     booked_at = UTCDateTimeAttribute()
-    reschedules = NumberAttribute(default=0)
+    # A reschedule links the old booking and the new one both ways. The new one
+    # holds no copy of the note: it is read from the booking it was moved from.
+    rescheduled_from = UnicodeAttribute(null=True)
+    rescheduled_to = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     cancelled_at = UTCDateTimeAttribute(null=True)
     checked_in_at = UTCDateTimeAttribute(null=True)
     checked_in_by = UnicodeAttribute(null=True)
     no_show_at = UTCDateTimeAttribute(null=True)
-    # Every change adds one; a change is written only over the version it read.
+    # Every change adds one.
     version = NumberAttribute(default=0)
 
     by_member = AppointmentsByMember()

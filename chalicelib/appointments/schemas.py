@@ -79,4 +79,4 @@ class StoreDayQuery(_Query):
 
 
 class MyAppointmentsQuery(_Query):
-    status: Literal["booked", "cancelled", "checked_in", "no_show"] | None = None
+    status: Literal["booked", "cancelled", "checked_in", "no_show", "rescheduled"] | None = None

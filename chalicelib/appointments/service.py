@@ -11,13 +11,26 @@ Every booking change is one `TransactWriteItems` whose conditions are the rules:
                 booking   PUT               if the id is new
                 guards    PUT per step      if absent                                -> ALREADY_BOOKED
                 member    CONDITION CHECK   if not blocked for no-shows              -> BOOKING_BLOCKED
-    cancel      booking   status=cancelled  if version and status are what was read
-                counter   ADD booked -1
+    cancel      booking   status=cancelled  if the caller's and booked
+                counter   ADD booked -1     if booked > 0
                 guards    DELETE
-    reschedule  new counter ADD 1           if booked < capacity                     -> SLOT_FULL
-                old counter ADD -1
-                booking   new start/end     if version and status are what was read
-                guards    PUT the new steps, DELETE the old ones, keep the shared ones
+    reschedule  old booking status=rescheduled, rescheduled_to  if the caller's and booked
+                new booking PUT             if the id is new
+                new counter ADD 1           if booked < capacity                     -> SLOT_FULL
+                old counter ADD -1          if booked > 0
+                guards    PUT the new steps (if absent), DELETE the old ones, re-point the shared ones
+
+An appointment id names its slot: `a-<storeId>.<serviceId>.<YYYYMMDDHHMM>.<minutes>.<random>`
+(Shanghai start, the booking's own duration, which stays right when an admin later
+changes the service's). Store and service ids hold no dot, so the id parses
+one way; one that does not parse is not found. From the id alone a cancel or
+reschedule knows the slot counter, the guards and the cut-off, and the
+caller's member id (from the token) is the owner the write is conditioned on:
+neither reads before it writes. Only a refused write reads the booking, to
+say why (absent or another member's: NOT_FOUND; no longer booked: NOT_BOOKED;
+already cancelled: the cancelled booking again). A reschedule therefore
+gives the member a new booking, with a new id, and the old one is kept as
+`rescheduled`, linked both ways.
 
 The overlap guard: one `OverlapGuard` item per member per 5-minute step a
 booking covers (`<memberId>#<YYYY-MM-DDTHH:MM>`, Shanghai time). Store hours
@@ -33,14 +46,16 @@ morning screen film and an afternoon repair); one guard per slot start
 starts, same time); a per-member schedule item with a version (a read before
 every booking, overlap checked in Python, retries under contention). Cost: a
 20-minute service writes 4 guards, a 60-minute one 12, the longest allowed
-(180 minutes) 36, so even a reschedule (puts for new steps, deletes for old
-ones, shared steps left alone) stays well inside the 100 items of one
-transaction. Cancelling deletes the guards; checked-in and missed bookings
-keep theirs until their TTL, as they lie in the past.
+(180 minutes) 36, so even a reschedule (a put per new step, shared ones
+re-pointed to the new booking, a delete per old step; at most 72 guards and
+4 other items) stays inside the 100 items of one transaction. Cancelling
+deletes the guards; checked-in and missed bookings keep theirs until their
+TTL, as they lie in the past; a moved booking's guards are the new one's.
 
-Booking reads nothing: the store comes from the stores' per-container cache.
-Cancel, reschedule and check-in read the booking once (to know its slot and
-guards, and who owns it), then write once with the version they read.
+Booking and reschedule read nothing: the store comes from the stores'
+per-container cache. Cancel reads nothing either. Check-in is one UpdateItem
+(the store and the times come from the id; the item answers with its new
+values), conditioned on the booking being booked and not over.
 """
 
 from __future__ import annotations
@@ -54,7 +69,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock, db
@@ -62,6 +77,7 @@ from chalicelib.appointments.models import (
     BOOKED,
     CANCELLED,
     CHECKED_IN,
+    RESCHEDULED,
     Appointment,
     MemberBookingRecord,
     OverlapGuard,
@@ -70,10 +86,10 @@ from chalicelib.appointments.models import (
 from chalicelib.appointments.policy import policy
 from chalicelib.appointments.schemas import BookingRequest
 from chalicelib.auth import Principal
-from chalicelib.errors import ConflictError, InvalidRequestError, NotFoundError
+from chalicelib.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
 from chalicelib.http import decode_cursor, encode_cursor
 from chalicelib.stores import service as stores
-from chalicelib.stores.schemas import GRID_MINUTES
+from chalicelib.stores.schemas import GRID_MINUTES, MAX_SERVICE_MINUTES
 
 __all__ = [
     "Slot",
@@ -103,7 +119,12 @@ GUARD_STEP = dt.timedelta(minutes=GRID_MINUTES)
 # Guards and counters outlive their slot by this much, then DynamoDB's TTL tidies them.
 KEEP_AFTER_END = dt.timedelta(days=2)
 _ATTEMPTS = 10
-_APPOINTMENT_ID = re.compile(r"^a[0-9a-f]{16}$")
+_APPOINTMENT_ID = re.compile(
+    r"^a-(?P<store>[A-Za-z0-9_-]{1,64})\.(?P<service>[A-Za-z0-9_-]{1,64})"
+    r"\.(?P<start>[0-9]{12})\.(?P<minutes>[1-9][0-9]{0,2})\.[0-9a-f]{16}$"
+)
+# A moved booking's note is read from the booking it was moved from: at most this many hops back.
+_NOTE_HOPS = 10
 
 
 class SlotFullError(ConflictError):
@@ -304,8 +325,49 @@ class _Plan:
 
 # --- Booking ------------------------------------------------------------------------------
 
-def _new_id() -> str:
-    return f"a{secrets.token_hex(8)}"
+@dataclass(frozen=True)
+class _Ref:
+    """What an appointment id says: the store, the service and the booked slot."""
+
+    store_id: str
+    service_id: str
+    slot: Slot
+
+    @property
+    def start(self) -> dt.datetime:
+        return self.slot.start
+
+    @property
+    def end(self) -> dt.datetime:
+        return self.slot.end
+
+
+def _new_id(store_id: str, service_id: str, slot: Slot) -> str:
+    """`a-<storeId>.<serviceId>.<YYYYMMDDHHMM>.<minutes>.<random>`, the start in Shanghai time."""
+    minutes = (slot.end - slot.start) // dt.timedelta(minutes=1)
+    start = slot.start.astimezone(clock.SHANGHAI)
+    return f"a-{store_id}.{service_id}.{start:%Y%m%d%H%M}.{minutes}.{secrets.token_hex(8)}"
+
+
+def _parse_id(appointment_id: str) -> _Ref:
+    """The slot an id names; an id this module did not make is simply not found."""
+    match = _APPOINTMENT_ID.match(appointment_id)
+    if match is None:
+        raise NotFoundError("no such appointment")
+    try:
+        start = dt.datetime.strptime(match["start"], "%Y%m%d%H%M").replace(tzinfo=clock.SHANGHAI)
+    except ValueError as exc:
+        raise NotFoundError("no such appointment") from exc
+    minutes = int(match["minutes"])
+    if (
+        f"{start:%Y%m%d%H%M}" != match["start"]
+        or start.minute % GRID_MINUTES
+        or minutes % GRID_MINUTES
+        or minutes > MAX_SERVICE_MINUTES
+    ):
+        raise NotFoundError("no such appointment")
+    slot = Slot(start, start + dt.timedelta(minutes=minutes), 0)
+    return _Ref(match["store"], match["service"], slot)
 
 
 def _not_blocked(now: dt.datetime) -> Any:
@@ -324,7 +386,7 @@ def book(member_id: str, request: BookingRequest) -> dict[str, Any]:
     slot = _open_slot(store, service, request.start, now)
     day = slot.day.isoformat()
     appointment = Appointment(
-        _new_id(),
+        _new_id(store.store_id, service.service_id, slot),
         member_id=member_id,
         store_id=store.store_id,
         store_name=store.name,
@@ -338,7 +400,6 @@ def book(member_id: str, request: BookingRequest) -> dict[str, Any]:
         status=BOOKED,
         note=request.note,
         booked_at=now,
-        reschedules=0,
         created_at=now,
         updated_at=now,
         version=1,
@@ -375,8 +436,7 @@ def _booking_error(failed: set[str]) -> ConflictError:
 # --- Reading bookings --------------------------------------------------------------------
 
 def get_appointment(appointment_id: str) -> Appointment:
-    if not _APPOINTMENT_ID.match(appointment_id):
-        raise NotFoundError("no such appointment")
+    _parse_id(appointment_id)
     try:
         return Appointment.get(appointment_id, consistent_read=True)
     except DoesNotExist as exc:
@@ -391,12 +451,31 @@ def _own(member_id: str, appointment_id: str) -> Appointment:
     return appointment
 
 
+def _with_notes(appointments: list[Appointment]) -> list[Appointment]:
+    """Fill in the notes of moved bookings from the bookings they were moved from (one read per hop)."""
+    pending = [(a, a.rescheduled_from) for a in appointments if a.note is None and a.rescheduled_from]
+    for _ in range(_NOTE_HOPS):
+        if not pending:
+            break
+        earlier = db.batch_get([(Appointment, source) for _, source in pending])
+        further = []
+        for (appointment, _), before in zip(pending, earlier):
+            if before is None or before.member_id != appointment.member_id:
+                continue
+            if before.note is not None:
+                appointment.note = before.note
+            elif before.rescheduled_from:
+                further.append((appointment, before.rescheduled_from))
+        pending = further
+    return appointments
+
+
 def member_appointment(member_id: str, appointment_id: str) -> dict[str, Any]:
-    return view(_own(member_id, appointment_id))
+    return view(_with_notes([_own(member_id, appointment_id)])[0])
 
 
-def _unchanged_and_booked(appointment: Appointment) -> Any:
-    return (Appointment.version == appointment.version) & (Appointment.status == BOOKED)
+def _callers_and_booked(member_id: str) -> Any:
+    return (Appointment.member_id == member_id) & (Appointment.status == BOOKED)
 
 
 def _require_booked(appointment: Appointment) -> None:
@@ -404,160 +483,231 @@ def _require_booked(appointment: Appointment) -> None:
         raise NotBookedError(f"this appointment is {appointment.status.replace('_', ' ')}")
 
 
-def _before_cutoff(appointment: Appointment, now: dt.datetime) -> None:
-    if now > appointment.start - dt.timedelta(minutes=policy().cancel_cutoff_minutes):
-        raise TooLateError(f"changes close {policy().cancel_cutoff_minutes} minutes before the start")
+def _own_and_booked(member_id: str, appointment_id: str) -> Appointment:
+    appointment = _own(member_id, appointment_id)
+    _require_booked(appointment)
+    return appointment
+
+
+def _too_late(ref: _Ref, now: dt.datetime) -> TooLateError | None:
+    if now > ref.start - dt.timedelta(minutes=policy().cancel_cutoff_minutes):
+        return TooLateError(f"changes close {policy().cancel_cutoff_minutes} minutes before the start")
+    return None
+
+
+def _changed_meanwhile() -> ConflictError:
+    return ConflictError("the booking changed meanwhile, try again")
 
 
 # --- Cancel and reschedule ----------------------------------------------------------------
 
 def cancel(member_id: str, appointment_id: str) -> dict[str, Any]:
-    """Free the seat and the member's time; cancelling twice answers the cancelled booking."""
-    for _ in range(_ATTEMPTS):
+    """Free the seat and the member's time in one write; cancelling twice answers the cancelled booking.
+
+    The answer holds what the write knows without reading: the id, the slot, the
+    new status and when it was set.
+    """
+    ref = _parse_id(appointment_id)
+    now = clock.now()
+    late = _too_late(ref, now)
+    if late is not None:
         appointment = _own(member_id, appointment_id)
         if appointment.status == CANCELLED:
-            return view(appointment)
+            return view(_with_notes([appointment])[0])
         _require_booked(appointment)
-        now = clock.now()
-        _before_cutoff(appointment, now)
-        slot = Slot(appointment.start.astimezone(clock.SHANGHAI), appointment.end.astimezone(clock.SHANGHAI), 0)
-        plan = _Plan()
-        plan.update(
-            "booking",
-            appointment,
-            actions=[
-                Appointment.status.set(CANCELLED),
-                Appointment.cancelled_at.set(now),
-                Appointment.updated_at.set(now),
-                Appointment.open_day.remove(),
-                Appointment.version.add(1),
-            ],
-            condition=_unchanged_and_booked(appointment),
-        )
-        plan.update(
-            "slot",
-            _counter(appointment.store_id, appointment.service_id, slot),
-            actions=[SlotCounter.booked.add(-1)],
-        )
-        for key in guard_keys(member_id, appointment.start, appointment.end):
-            plan.delete("guard", OverlapGuard(key))
-        try:
-            plan.commit()
-        except _Cancelled:
-            continue  # changed since it was read: read again and decide again
-        appointment.status, appointment.cancelled_at, appointment.updated_at = CANCELLED, now, now
-        appointment.open_day = None
-        appointment.version += 1
-        return view(appointment)
-    raise TryAgainError()
+        raise late
+    plan = _Plan()
+    plan.update(
+        "booking",
+        Appointment(appointment_id),
+        actions=[
+            Appointment.status.set(CANCELLED),
+            Appointment.cancelled_at.set(now),
+            Appointment.updated_at.set(now),
+            Appointment.open_day.remove(),
+            Appointment.version.add(1),
+        ],
+        condition=_callers_and_booked(member_id),
+    )
+    plan.update(
+        "slot",
+        _counter(ref.store_id, ref.service_id, ref.slot),
+        actions=[SlotCounter.booked.add(-1)],
+        condition=SlotCounter.booked > 0,
+    )
+    for key in guard_keys(member_id, ref.start, ref.end):
+        plan.delete("guard", OverlapGuard(key))
+    try:
+        plan.commit()
+    except _Cancelled as cancelled:
+        if "booking" in cancelled.failed:
+            appointment = _own(member_id, appointment_id)
+            if appointment.status == CANCELLED:
+                return view(_with_notes([appointment])[0])
+            _require_booked(appointment)
+        raise _changed_meanwhile() from cancelled
+    return {
+        "appointmentId": appointment_id,
+        "storeId": ref.store_id,
+        "serviceId": ref.service_id,
+        "start": clock.iso(ref.start),
+        "end": clock.iso(ref.end),
+        "status": CANCELLED,
+        "cancelledAt": clock.iso(now),
+    }
 
 
 def reschedule(member_id: str, appointment_id: str, start: dt.datetime) -> dict[str, Any]:
-    """Move the booking: the new seat is taken and the old one freed in one write, or nothing changes."""
-    for _ in range(_ATTEMPTS):
-        appointment = _own(member_id, appointment_id)
-        _require_booked(appointment)
-        now = clock.now()
-        _before_cutoff(appointment, now)
-        store = stores.get_store(appointment.store_id)
+    """Move to another slot: a new booking takes the new seat and the old one is marked `rescheduled`.
+
+    One write, or nothing changes. The answer is the new booking, with its new id
+    and `rescheduledFrom`; the note stays on the old booking and is read from
+    there when the new one is read (so the answer leaves it out).
+    """
+    ref = _parse_id(appointment_id)
+    now = clock.now()
+    try:
+        late = _too_late(ref, now)
+        if late is not None:
+            raise late
+        store = stores.get_store(ref.store_id)
         try:
-            service = store.service(appointment.service_id)
+            service = store.service(ref.service_id)
         except stores.ServiceNotOfferedError as exc:
             raise SlotClosedError("this store no longer offers this service") from exc
-        old = Slot(appointment.start.astimezone(clock.SHANGHAI), appointment.end.astimezone(clock.SHANGHAI), 0)
         new = _open_slot(store, service, start, now)
-        if new.start == old.start:
-            return view(appointment)
-        old_keys = guard_keys(member_id, old.start, old.end)
-        new_keys = guard_keys(member_id, new.start, new.end)
-        day = new.day.isoformat()
-        plan = _Plan()
-        plan.update(
-            "slot",
-            _counter(store.store_id, service.service_id, new),
-            actions=[SlotCounter.booked.add(1), SlotCounter.expires_at.set(new.end + KEEP_AFTER_END)],
-            condition=_seat_free(new.capacity),
-        )
-        plan.update(
-            "old-slot",
-            _counter(appointment.store_id, appointment.service_id, old),
-            actions=[SlotCounter.booked.add(-1)],
-        )
-        plan.update(
-            "booking",
-            appointment,
-            actions=[
-                Appointment.start.set(new.start),
-                Appointment.end.set(new.end),
-                Appointment.day.set(day),
-                Appointment.store_day.set(f"{store.store_id}#{day}"),
-                Appointment.open_day.set(day),
-                Appointment.booked_at.set(now),
-                Appointment.reschedules.add(1),
-                Appointment.updated_at.set(now),
-                Appointment.version.add(1),
-            ],
-            condition=_unchanged_and_booked(appointment),
-        )
-        for key in new_keys:
-            if key not in old_keys:
-                plan.put("guard", _guard(key, appointment_id, new.end), condition=OverlapGuard.key.does_not_exist())
-        for key in old_keys:
-            if key not in new_keys:
-                plan.delete("old-guard", OverlapGuard(key))
-        try:
-            plan.commit()
-        except _Cancelled as cancelled:
-            if "booking" in cancelled.failed:
-                continue  # changed since it was read: read again and decide again
-            raise _booking_error(cancelled.failed) from cancelled
-        appointment.start, appointment.end, appointment.day = new.start, new.end, day
-        appointment.store_day, appointment.open_day = f"{store.store_id}#{day}", day
-        appointment.booked_at = appointment.updated_at = now
-        appointment.reschedules = int(appointment.reschedules or 0) + 1
-        appointment.version += 1
-        return view(appointment)
-    raise TryAgainError()
+    except (ConflictError, NotFoundError):
+        _own_and_booked(member_id, appointment_id)  # a stranger's or a finished booking says so first
+        raise
+    if new.start == ref.start:
+        return view(_with_notes([_own_and_booked(member_id, appointment_id)])[0])
+    new_id = _new_id(store.store_id, service.service_id, new)
+    day = new.day.isoformat()
+    moved = Appointment(
+        new_id,
+        member_id=member_id,
+        store_id=store.store_id,
+        store_name=store.name,
+        service_id=service.service_id,
+        service_name=service.name,
+        start=new.start,
+        end=new.end,
+        day=day,
+        store_day=f"{store.store_id}#{day}",
+        open_day=day,
+        status=BOOKED,
+        booked_at=now,
+        created_at=now,
+        updated_at=now,
+        rescheduled_from=appointment_id,
+        version=1,
+    )
+    old_keys = guard_keys(member_id, ref.start, ref.end)
+    new_keys = guard_keys(member_id, new.start, new.end)
+    plan = _Plan()
+    plan.update(
+        "booking",
+        Appointment(appointment_id),
+        actions=[
+            Appointment.status.set(RESCHEDULED),
+            Appointment.rescheduled_to.set(new_id),
+            Appointment.updated_at.set(now),
+            Appointment.open_day.remove(),
+            Appointment.version.add(1),
+        ],
+        condition=_callers_and_booked(member_id),
+    )
+    plan.put("new-booking", moved, condition=Appointment.appointment_id.does_not_exist())
+    plan.update(
+        "slot",
+        _counter(store.store_id, service.service_id, new),
+        actions=[SlotCounter.booked.add(1), SlotCounter.expires_at.set(new.end + KEEP_AFTER_END)],
+        condition=_seat_free(new.capacity),
+    )
+    plan.update(
+        "old-slot",
+        _counter(ref.store_id, ref.service_id, ref.slot),
+        actions=[SlotCounter.booked.add(-1)],
+        condition=SlotCounter.booked > 0,
+    )
+    for key in new_keys:
+        if key in old_keys:
+            # The step is already the member's, through the booking this write moves: it now names the new one.
+            plan.put("shared-guard", _guard(key, new_id, new.end))
+        else:
+            plan.put("guard", _guard(key, new_id, new.end), condition=OverlapGuard.key.does_not_exist())
+    for key in old_keys:
+        if key not in new_keys:
+            plan.delete("old-guard", OverlapGuard(key))
+    try:
+        plan.commit()
+    except _Cancelled as cancelled:
+        if "booking" in cancelled.failed:
+            _own_and_booked(member_id, appointment_id)
+            raise _changed_meanwhile() from cancelled
+        raise _booking_error(cancelled.failed) from cancelled
+    answer = view(moved)
+    del answer["note"]
+    return answer
 
 
 # --- Store side ---------------------------------------------------------------------------
 
+def _check_in_refusal(caller: Principal, appointment_id: str) -> dict[str, Any] | None:
+    """Read the booking to say why a check-in was refused; a booking already checked in is answered again."""
+    appointment = get_appointment(appointment_id)
+    caller.require_store(appointment.store_id)
+    if appointment.status == CHECKED_IN:
+        return store_view(_with_notes([appointment])[0])
+    _require_booked(appointment)
+    return None
+
+
 def check_in(caller: Principal, appointment_id: str) -> dict[str, Any]:
-    """Staff of the booking's store mark the customer arrived, from a while before the start until the end."""
-    for _ in range(_ATTEMPTS):
-        appointment = get_appointment(appointment_id)
-        caller.require_store(appointment.store_id)
-        if appointment.status == CHECKED_IN:
-            return store_view(appointment)
-        _require_booked(appointment)
-        now = clock.now()
-        if now < appointment.start - dt.timedelta(minutes=policy().checkin_early_minutes):
+    """Staff of the booking's store mark the customer arrived, from a while before the start until the end.
+
+    One UpdateItem: the store and the times come from the id, and the item answers with its new values.
+    """
+    ref = _parse_id(appointment_id)
+    now = clock.now()
+    try:
+        caller.require_store(ref.store_id)
+        if now < ref.start - dt.timedelta(minutes=policy().checkin_early_minutes):
             raise TooEarlyError(f"check-in opens {policy().checkin_early_minutes} minutes before the start")
-        if now >= appointment.end:
+        if now >= ref.end:
             raise TooLateError("this appointment has ended")
-        plan = _Plan()
-        plan.update(
-            "booking",
-            appointment,
-            actions=[
-                Appointment.status.set(CHECKED_IN),
-                Appointment.checked_in_at.set(now),
-                Appointment.checked_in_by.set(caller.member_id),
-                Appointment.updated_at.set(now),
-                Appointment.open_day.remove(),
-                Appointment.version.add(1),
-            ],
-            condition=_unchanged_and_booked(appointment) & (Appointment.end > now),
-        )
+    except (ForbiddenError, ConflictError):
+        answer = _check_in_refusal(caller, appointment_id)
+        if answer is not None:
+            return answer
+        raise
+    appointment = Appointment(appointment_id)
+    for attempt in range(_ATTEMPTS):
         try:
-            plan.commit()
-        except _Cancelled:
+            appointment.update(
+                actions=[
+                    Appointment.status.set(CHECKED_IN),
+                    Appointment.checked_in_at.set(now),
+                    Appointment.checked_in_by.set(caller.member_id),
+                    Appointment.updated_at.set(now),
+                    Appointment.open_day.remove(),
+                    Appointment.version.add(1),
+                ],
+                condition=(
+                    (Appointment.store_id == ref.store_id) & (Appointment.status == BOOKED) & (Appointment.end > now)
+                ),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                answer = _check_in_refusal(caller, appointment_id)
+                if answer is not None:
+                    return answer
+                raise _changed_meanwhile() from exc
+            if exc.cause_response_code != "TransactionConflictException":
+                raise
+            time.sleep(random.uniform(0.005, 0.02) * (1 + attempt))
             continue
-        appointment.status, appointment.checked_in_at, appointment.checked_in_by = CHECKED_IN, now, caller.member_id
-        appointment.open_day = None
-        appointment.updated_at = now
-        appointment.version += 1
-        return store_view(appointment)
+        return store_view(_with_notes([appointment])[0])
     raise TryAgainError()
 
 
@@ -593,9 +743,12 @@ def store_appointments(
     day = day or clock.shanghai_date()
     store_day = f"{store_id}#{day.isoformat()}"
     found = Appointment.by_store_day.query(
-        store_day, limit=limit, last_evaluated_key=_page_start(cursor, {"store_day": store_day})
+        store_day,
+        filter_condition=Appointment.status != RESCHEDULED,
+        limit=limit,
+        last_evaluated_key=_page_start(cursor, {"store_day": store_day}),
     )
-    items = [store_view(appointment) for appointment in found]
+    items = [store_view(appointment) for appointment in _with_notes(list(found))]
     return {
         "storeId": store_id,
         "date": day.isoformat(),
@@ -605,15 +758,15 @@ def store_appointments(
 
 
 def member_appointments(member_id: str, status: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
-    """The member's bookings, latest start first."""
+    """The member's bookings, latest start first; those moved to another slot only when asked for by status."""
     found = Appointment.by_member.query(
         member_id,
         scan_index_forward=False,
-        filter_condition=(Appointment.status == status) if status else None,
+        filter_condition=(Appointment.status == status) if status else (Appointment.status != RESCHEDULED),
         limit=limit,
         last_evaluated_key=_page_start(cursor, {"member_id": member_id}),
     )
-    items = [view(appointment) for appointment in found]
+    items = [view(appointment) for appointment in _with_notes(list(found))]
     return {"items": items, "nextCursor": encode_cursor(found.last_evaluated_key)}
 
 
@@ -639,6 +792,10 @@ def view(appointment: Appointment) -> dict[str, Any]:
     ):
         if moment is not None:
             answer[name] = clock.iso(moment)
+    links = (("rescheduledFrom", appointment.rescheduled_from), ("rescheduledTo", appointment.rescheduled_to))
+    for name, link in links:
+        if link is not None:
+            answer[name] = link
     return answer
 
 
