@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["DynamoDBLocal", "free_port", "wait_for_port"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from local.dynamodb_local import DynamoDBLocal, environment_credentials, free_port, wait_for_port
+from local.dynamodb_local import DynamoDBLocal, environment_credentials, wait_for_port
 
 __all__ = ["Stack", "main"]
 

@@ -478,6 +478,16 @@ def _callers_and_booked(member_id: str) -> Any:
     return (Appointment.member_id == member_id) & (Appointment.status == BOOKED)
 
 
+
+def _close_booking(plan: _Plan, member_id: str, appointment_id: str, now: dt.datetime, *actions: Any) -> None:
+    """Take the caller's booking out of the open ones, only if it is theirs and still booked."""
+    plan.update(
+        "booking",
+        Appointment(appointment_id),
+        actions=[*actions, Appointment.updated_at.set(now), Appointment.open_day.remove(), Appointment.version.add(1)],
+        condition=_callers_and_booked(member_id),
+    )
+
 def _require_booked(appointment: Appointment) -> None:
     if appointment.status != BOOKED:
         raise NotBookedError(f"this appointment is {appointment.status.replace('_', ' ')}")
@@ -517,18 +527,7 @@ def cancel(member_id: str, appointment_id: str) -> dict[str, Any]:
         _require_booked(appointment)
         raise late
     plan = _Plan()
-    plan.update(
-        "booking",
-        Appointment(appointment_id),
-        actions=[
-            Appointment.status.set(CANCELLED),
-            Appointment.cancelled_at.set(now),
-            Appointment.updated_at.set(now),
-            Appointment.open_day.remove(),
-            Appointment.version.add(1),
-        ],
-        condition=_callers_and_booked(member_id),
-    )
+    _close_booking(plan, member_id, appointment_id, now, Appointment.status.set(CANCELLED), Appointment.cancelled_at.set(now))
     plan.update(
         "slot",
         _counter(ref.store_id, ref.service_id, ref.slot),
@@ -605,18 +604,7 @@ def reschedule(member_id: str, appointment_id: str, start: dt.datetime) -> dict[
     old_keys = guard_keys(member_id, ref.start, ref.end)
     new_keys = guard_keys(member_id, new.start, new.end)
     plan = _Plan()
-    plan.update(
-        "booking",
-        Appointment(appointment_id),
-        actions=[
-            Appointment.status.set(RESCHEDULED),
-            Appointment.rescheduled_to.set(new_id),
-            Appointment.updated_at.set(now),
-            Appointment.open_day.remove(),
-            Appointment.version.add(1),
-        ],
-        condition=_callers_and_booked(member_id),
-    )
+    _close_booking(plan, member_id, appointment_id, now, Appointment.status.set(RESCHEDULED), Appointment.rescheduled_to.set(new_id))
     plan.put("new-booking", moved, condition=Appointment.appointment_id.does_not_exist())
     plan.update(
         "slot",

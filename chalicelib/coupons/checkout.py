@@ -23,12 +23,10 @@ from pynamodb.transactions import TransactWrite
 from chalicelib import clock
 from chalicelib.coupons import service
 from chalicelib.coupons.errors import (
-    CouponExpiredError,
-    CouponLockedError,
     CouponNotApplicableError,
-    CouponUsedError,
+    refusal_for,
 )
-from chalicelib.coupons.models import AVAILABLE, EXPIRED, LOCKED, USED, Coupon, expiry_shard
+from chalicelib.coupons.models import AVAILABLE, LOCKED, USED, Coupon, expiry_shard
 from chalicelib.errors import ConflictError
 
 __all__ = [
@@ -239,10 +237,4 @@ def _why_not_lockable(member_id: str, coupon_id: str, now: Any) -> ConflictError
     except Exception:
         return CouponNotApplicableError("no such coupon")
     status = service.effective_status(coupon, now)
-    if status == USED:
-        return CouponUsedError()
-    if status == EXPIRED:
-        return CouponExpiredError()
-    if status == LOCKED:
-        return CouponLockedError()
-    return CouponNotApplicableError("this coupon is not valid yet")
+    return refusal_for(status) or CouponNotApplicableError("this coupon is not valid yet")

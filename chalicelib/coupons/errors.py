@@ -5,6 +5,7 @@ from __future__ import annotations
 from chalicelib.errors import ConflictError, NotFoundError
 
 __all__ = [
+    "refusal_for",
     "CampaignNotFoundError",
     "CouponNotFoundError",
     "SoldOutError",
@@ -93,3 +94,14 @@ class WrongStoreError(ConflictError):
 class CouponNotApplicableError(ConflictError):
     code = "COUPON_NOT_APPLICABLE"
     default_message = "this coupon does not apply to this order"
+
+
+def refusal_for(status: str) -> ConflictError | None:
+    """The error for a coupon that must be available but is used, expired or locked."""
+    refusals: dict[str, type[ConflictError]] = {
+        "used": CouponUsedError,
+        "expired": CouponExpiredError,
+        "locked": CouponLockedError,
+    }
+    refusal = refusals.get(status)
+    return refusal() if refusal else None

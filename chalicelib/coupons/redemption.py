@@ -31,13 +31,11 @@ from chalicelib.config import secret, settings
 from chalicelib.coupons import service
 from chalicelib.coupons.errors import (
     CodeExpiredError,
-    CouponExpiredError,
-    CouponLockedError,
     CouponNotFoundError,
-    CouponUsedError,
     WrongStoreError,
+    refusal_for,
 )
-from chalicelib.coupons.models import AVAILABLE, EXPIRED, LOCKED, USED, Coupon
+from chalicelib.coupons.models import AVAILABLE, USED, Coupon
 from chalicelib.errors import ConflictError, ForbiddenError, InvalidRequestError
 
 __all__ = ["CouponCode", "issue_code", "sign_code", "verify_code", "redeem"]
@@ -122,13 +120,7 @@ def redeem(payload: str, store_id: str | None) -> dict[str, Any]:
 
 
 def _refusal(status: str) -> ConflictError:
-    if status == USED:
-        return CouponUsedError()
-    if status == EXPIRED:
-        return CouponExpiredError()
-    if status == LOCKED:
-        return CouponLockedError()
-    return ConflictError(f"this coupon is {status}")
+    return refusal_for(status) or ConflictError(f"this coupon is {status}")
 
 
 def _why_not(code: CouponCode, store_id: str, now: dt.datetime) -> Exception:

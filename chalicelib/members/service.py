@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 
 from chalicelib import auth, clock, db, observability
 from chalicelib.config import secret, settings
-from chalicelib.errors import ConflictError, InvalidRequestError, NotFoundError, UnauthenticatedError
+from chalicelib.errors import ConflictError, InvalidRequestError, UnauthenticatedError
 from chalicelib.members.models import Guide, Identity, Member, RoleGrant
 from chalicelib.members.schemas import ProfileUpdate, StaffGrant
 from chalicelib.wechat import client as wechat
@@ -224,7 +224,7 @@ def _link_openid(member_id: str, session: wechat.Session) -> Member:
         Identity(f"openid:{session.openid}", member_id=member_id, created_at=clock.now()).save(
             condition=Identity.key.does_not_exist()
         )
-    except Exception:
+    except PutError:
         pass  # a concurrent login linked it first; it points to the same member
     return Member.get(member_id, consistent_read=True)
 
@@ -255,7 +255,7 @@ def _bind_guide(member: Member, guide: Guide) -> Member:
             ],
             condition=binding_open,
         )
-    except Exception:
+    except UpdateError:
         member.refresh(consistent_read=True)
     return member
 
@@ -282,7 +282,7 @@ def update_profile(member_id: str, update: ProfileUpdate) -> dict[str, Any]:
                 actions=[Member.profile_completed_at.set(clock.now())],
                 condition=Member.profile_completed_at.does_not_exist(),
             )
-        except Exception:
+        except UpdateError:
             member.refresh(consistent_read=True)
         else:
             _on_profile_completed(member_id)
@@ -418,13 +418,6 @@ def grant_role(grant: StaffGrant, granted_by: str) -> dict[str, Any]:
         "storeId": record.store_id,
         "guideId": record.guide_id,
     }
-
-
-def find_guide(guide_id: str) -> Guide:
-    try:
-        return Guide.get(guide_id)
-    except DoesNotExist as exc:
-        raise NotFoundError("no such guide") from exc
 
 
 # --- What other domains ask of a member --------------------------------------------
