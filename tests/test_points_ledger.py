@@ -57,8 +57,10 @@ def test_spending_takes_the_soonest_expiring_lots_first_and_records_them(stack):
     ledger.earn(member, 40, f"c#{member}", "checkin", expires_on="2028-12-31")
     with db.recording() as log:
         receipt = ledger.spend(member, 60, f"s#{member}", "exchange", "coupon-1")
-    assert [r.operation for r in log] == ["GetItem", "TransactWriteItems"]
-    assert receipt.lots == {"2026-12-31": 20, "2027-12-31": 30, "2028-12-31": 10}
+    assert [r.operation for r in log] == ["TransactWriteItems"]
+    spent = ledger.find_transfer(member, receipt.transfer_id)
+    taken = ledger.lots_taken(spent, ledger.read_balance(member))
+    assert taken == {"2026-12-31": 20, "2027-12-31": 30, "2028-12-31": 10}
     assert lots_of(member) == {"2028-12-31": 30}
     assert service.available(member) == 30
     assert_sound(member)
@@ -72,6 +74,25 @@ def test_a_reversal_puts_points_back_where_they_came_from(stack):
     ledger.reverse(member, f"s#{member}")
     ledger.reverse(member, f"s#{member}")
     assert lots_of(member) == {"2026-12-31": 20, "2027-12-31": 30}
+    assert_sound(member)
+
+
+def test_a_spend_still_says_what_it_took_after_the_line_is_laid_anew(stack):
+    member = unique("m")
+    ledger.earn(member, 20, f"a#{member}", "checkin", expires_on="2027-12-31")
+    ledger.earn(member, 30, f"b#{member}", "checkin", expires_on="2028-12-31")
+    ledger.spend(member, 35, f"s#{member}", "exchange")
+    with db.recording() as log:
+        ledger.earn(member, 5, f"c#{member}", "checkin", expires_on="2026-12-31")  # behind the newest lot
+    assert [r.operation for r in log] == ["TransactWriteItems", "TransactWriteItems"]
+    assert lots_of(member) == {"2026-12-31": 5, "2028-12-31": 15}
+    ledger.spend(member, 10, f"t#{member}", "exchange")
+    assert lots_of(member) == {"2028-12-31": 10}
+    balance = ledger.read_balance(member)
+    assert ledger.lots_taken(ledger.find_transfer(member, f"s#{member}"), balance) == {"2027-12-31": 20, "2028-12-31": 15}
+    assert ledger.lots_taken(ledger.find_transfer(member, f"t#{member}"), balance) == {"2026-12-31": 5, "2028-12-31": 5}
+    ledger.reverse(member, f"s#{member}")
+    assert lots_of(member) == {"2027-12-31": 20, "2028-12-31": 25}
     assert_sound(member)
 
 
@@ -168,6 +189,8 @@ def test_a_merge_moves_every_lot_by_transfers_and_happens_once(stack):
 
 
 def test_a_prepared_spend_joins_the_callers_transaction(stack):
+    from pynamodb.exceptions import TransactWriteError
+
     from chalicelib.points.models import PointsCap
 
     member = unique("m")
@@ -180,8 +203,13 @@ def test_a_prepared_spend_joins_the_callers_transaction(stack):
             write.save(PointsCap(unique("other-domain-item"), count=1))
     assert [r.operation for r in log] == ["TransactWriteItems"]
     assert service.available(member) == 70
+    too_much = service.prepare_spend(member, 71, f"exchange2#{member}", "exchange", "campaign-1")
+    with pytest.raises(TransactWriteError):
+        with db.transaction() as write:
+            too_much.add_to(write)
+            write.save(PointsCap(unique("other-domain-item"), count=1))
     with pytest.raises(InsufficientPointsError):
-        service.prepare_spend(member, 71, f"exchange2#{member}", "exchange", "campaign-1")
+        too_much.explain()
     assert spend.explain() is not None  # applied already: a retry learns it
     assert_sound(member)
 
@@ -233,17 +261,42 @@ def test_round_trips_of_checkin_and_adjust(stack):
 
     member = members.login(f"dev:{unique('adj')}")["member"]["memberId"]
     with db.recording() as log:
-        service.checkin(member)
-    assert [r.operation for r in log] == ["GetItem", "TransactWriteItems"]
+        service.checkin(member)  # login read the balance in this container
+    assert [r.operation for r in log] == ["TransactWriteItems"]
     with db.recording() as log:
         added = service.adjust(member, 10, "goodwill", actor="admin-1")
     assert [r.operation for r in log] == ["TransactWriteItems"]
     with db.recording() as log:
         taken = service.adjust(member, -12, "correction", actor="admin-1")
-    assert [r.operation for r in log] == ["GetItem", "TransactWriteItems"]
+    assert [r.operation for r in log] == ["TransactWriteItems"]
     assert added["delta"] == 10 and taken["delta"] == -12
     assert service.available(member) == 3
     assert_sound(member)
+
+
+def test_a_checkin_planned_from_a_stale_balance_is_refused_and_planned_again(stack):
+    member = unique("m")
+    with clock.frozen_at(SHANGHAI_NOON):
+        assert service.checkin(member)["streak"] == 1
+    seen_here = ledger.recall(member)
+    ledger.earn(member, 40, f"a#{member}", "adjust")
+    ledger.remember(seen_here)  # as if another container had written the earn
+    with clock.frozen_at(SHANGHAI_NOON + dt.timedelta(days=1)), db.recording() as log:
+        answer = service.checkin(member)
+    # The refused write answered with the current balance: no read, one more write.
+    assert [r.operation for r in log] == ["TransactWriteItems", "TransactWriteItems"]
+    assert answer["streak"] == 2 and answer["available"] == service.available(member)
+    assert_sound(member)
+
+
+def test_a_checkin_in_a_container_that_never_saw_the_member_reads_once(stack):
+    member = unique("m")
+    ledger.earn(member, 40, f"a#{member}", "adjust")
+    ledger.forget(member)
+    with db.recording() as log:
+        answer = service.checkin(member)
+    assert [r.operation for r in log] == ["GetItem", "TransactWriteItems"]
+    assert answer["available"] == 40 + answer["awarded"]
 
 
 def test_an_adjustment_for_an_unknown_member_is_not_found(stack):

@@ -1,5 +1,8 @@
 """Random sequences of ledger operations, repeats of the same key included: the invariants hold.
 
+Earns go to random lots (so credits to earlier lots lay the line anew), spends
+are reversed at random, lots expire out of order and members merge.
+
 A model (dicts of lots and pending amounts) says what each operation should do;
 after every step the ledger must agree with it, and the ledger's invariants must
 hold: each member's balance equals its lots and its transfers, no lot or balance
@@ -56,6 +59,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.lots: dict[str, dict[str, int]] = {m: defaultdict(int) for m in self.members}
         self.earned: dict[str, int] = {}  # earn key -> amount
         self.spent: dict[str, int] = {}  # spend key -> amount
+        self.taken: dict[str, tuple[str, dict[str, int]]] = {}  # spend key -> (member, what it took per lot)
+        self.reversed: set[str] = set()
         self.pending: dict[str, tuple[str, int, str]] = {}  # pending key -> (member, amount, day)
         self.resolved: dict[str, str] = {}  # pending key -> post | void
         self.expired: set[tuple[str, str, str]] = set()  # (member, day, run day)
@@ -67,11 +72,15 @@ class LedgerMachine(RuleBasedStateMachine):
     def total(self, member: str) -> int:
         return sum(self.lots[member].values())
 
-    def take(self, member: str, points: int) -> None:
+    def take(self, member: str, points: int) -> dict[str, int]:
+        taken: dict[str, int] = {}
         for day in sorted(self.lots[member]):
-            taken = min(points, self.lots[member][day])
-            self.lots[member][day] -= taken
-            points -= taken
+            share = min(points, self.lots[member][day])
+            if share:
+                taken[day] = share
+                self.lots[member][day] -= share
+                points -= share
+        return taken
 
     @rule(m=members, k=keys, points=amounts, day=days)
     def earn(self, m: int, k: int, points: int, day: str) -> None:
@@ -106,7 +115,23 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         assert ledger.spend(member, points, key, "exchange").applied
         self.spent[key] = points
-        self.take(member, points)
+        self.taken[key] = (member, self.take(member, points))
+
+    @rule(m=members, k=keys)
+    def reverse(self, m: int, k: int) -> None:
+        member = self.members[m]
+        self.touched.add(member)
+        key = f"spend#{member}#{k}"
+        if key not in self.taken:
+            with pytest.raises(NotFoundError):
+                ledger.reverse(member, key)
+            return
+        receipt = ledger.reverse(member, key)
+        assert receipt.applied == (key not in self.reversed)
+        if receipt.applied:
+            self.reversed.add(key)
+            for day, points in self.taken[key][1].items():
+                self.lots[member][day] += points
 
     @rule(m=members, points=amounts, day=days)
     def adjust(self, m: int, points: int, day: str) -> None:
@@ -211,6 +236,9 @@ class LedgerMachine(RuleBasedStateMachine):
             assert (int(balance.available) if balance else 0) == self.total(member)
             held = sum(p for key, (owner, p, _) in self.pending.items() if owner == member and key not in self.resolved)
             assert (int(balance.pending) if balance else 0) == held
+        for key, (member, taken) in self.taken.items():
+            # Where each spend started on the line still says what it took, however the line was laid since.
+            assert ledger.lots_taken(ledger.find_transfer(member, key), balances[member]) == taken
         result = audit.audit(self.touched)
         assert result["breaches"] == 0, result["examples"]
         self.touched.clear()

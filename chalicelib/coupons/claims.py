@@ -123,9 +123,9 @@ def give(guide_id: str, member_id: str, campaign_id: str) -> dict[str, Any]:
 def exchange(member_id: str, campaign_id: str) -> dict[str, Any]:
     """Spend the campaign's points price on one of its coupons: both happen or neither.
 
-    The points ledger plans the spend (which lots it takes) from one read; if
-    the balance moved before the write, its conditions fail, the ledger says
-    whether the points are now short, and otherwise the exchange is planned again.
+    The points spend needs no read: it joins the claim's transaction with its
+    condition (enough points). If the transaction is cancelled, the ledger says
+    whether the points are short, and otherwise the exchange is tried again.
     """
     from chalicelib.points import service as points
 

@@ -90,7 +90,7 @@ def view(member: Member, *, points_available: int | None = None, points_balance:
     if points_balance is _UNREAD:
         points_balance = db.batch_get([points.balance_key(member.member_id)])[0]
     if points_available is None:
-        points_available = points.member_points(points_balance)["available"]
+        points_available = points.member_points(member.member_id, points_balance)["available"]
     guide = None
     if member.guide_id and member.guide_bound_until and member.guide_bound_until > clock.now():
         guide = {"guideId": member.guide_id, "name": member.guide_name, "storeId": member.guide_store_id}

@@ -2,7 +2,9 @@
 
 For every member account:
   - available = the sum of its lots = the sum of its transfers' deltas;
-  - each lot = what its transfers put in minus what they took out;
+  - each lot = what its transfers put in minus what they took out (a spend
+    took what lies on the line from where it started);
+  - the line is whole: it starts at or before `consumed` and reaches past it;
   - pending = the sum of its transfers' pending deltas;
   - version = the number of its transfers (no transfer without its balance change);
   - no balance, pending amount or lot below zero.
@@ -48,15 +50,32 @@ class _Tally:
     pending: int = 0
     count: int = 0
     lots: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    spends: dict[str, int] = field(default_factory=dict)  # spends that moved the cursor: id -> points
 
     def add(self, transfer: PointsTransfer) -> None:
         delta = int(transfer.delta or 0)
         self.available += delta
         self.pending += int(transfer.pending_delta or 0)
         self.count += 1
+        recorded = transfer.lot_amounts()
+        if delta < 0 and not recorded:
+            self.spends[transfer.transfer_id] = -delta
         sign = -1 if delta < 0 else 1
-        for day, amount in transfer.lot_amounts().items():
+        for day, amount in recorded.items():
             self.lots[day] += sign * amount
+
+    def expected_lots(self, balance: PointsBalance | None) -> tuple[dict[str, int], list[str]]:
+        """Each lot as the transfers say it should be, and the spends whose start is not recorded."""
+        lots = defaultdict(int, self.lots)
+        unplaced = []
+        for transfer_id, points in sorted(self.spends.items()):
+            taken = balance.taken_by(transfer_id, points) if balance is not None else None
+            if taken is None:
+                unplaced.append(transfer_id)
+                continue
+            for day, amount in taken.items():
+                lots[day] -= amount
+        return {day: amount for day, amount in lots.items() if amount}, unplaced
 
 
 def _compare(balance: PointsBalance | None, tally: _Tally, account: str) -> list[Breach]:
@@ -64,14 +83,19 @@ def _compare(balance: PointsBalance | None, tally: _Tally, account: str) -> list
     available = int(balance.available or 0) if balance else 0
     pending = int(balance.pending or 0) if balance else 0
     version = int(balance.version or 0) if balance else 0
-    lots = dict(balance.lots) if balance else {}
+    lots = balance.remaining_lots() if balance else {}
     if available < 0:
         breaches.append(Breach(account, "negative_balance", {"available": available}))
     if pending < 0:
         breaches.append(Breach(account, "negative_pending", {"pending": pending}))
-    for day, amount in lots.items():
-        if amount < 0:
-            breaches.append(Breach(account, "negative_lot", {"lot": day, "points": amount}))
+    if balance is not None:
+        for day, amount in balance.lots.items():
+            if amount < 0:
+                breaches.append(Breach(account, "negative_lot", {"lot": day, "points": amount}))
+        line_end = balance.start + sum(balance.lots.values())
+        if not balance.start <= balance.cursor <= line_end:
+            breaches.append(Breach(account, "consumed_off_the_line",
+                                   {"origin": balance.start, "consumed": balance.cursor, "end": line_end}))
     if available != sum(lots.values()):
         breaches.append(Breach(account, "balance_not_sum_of_lots", {"available": available, "lots": sum(lots.values())}))
     if available != tally.available:
@@ -80,7 +104,9 @@ def _compare(balance: PointsBalance | None, tally: _Tally, account: str) -> list
         breaches.append(Breach(account, "pending_not_sum_of_transfers", {"pending": pending, "transfers": tally.pending}))
     if version != tally.count:
         breaches.append(Breach(account, "transfer_without_balance_change", {"version": version, "transfers": tally.count}))
-    expected_lots = {day: amount for day, amount in tally.lots.items() if amount}
+    expected_lots, unplaced = tally.expected_lots(balance)
+    if unplaced:
+        breaches.append(Breach(account, "spend_without_position", {"transfers": unplaced[:_SHOWN]}))
     actual_lots = {day: amount for day, amount in lots.items() if amount}
     if expected_lots != actual_lots:
         breaches.append(Breach(account, "lots_not_sum_of_transfers", {"lots": actual_lots, "transfers": expected_lots}))

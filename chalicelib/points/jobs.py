@@ -25,10 +25,10 @@ def expire(moment: dt.datetime) -> dict[str, int]:
         if balance.account_id.startswith(SYSTEM_PREFIX):
             continue
         counts["checked"] += 1
-        for day, held in balance.sorted_lots():
-            if day >= run_day:
-                break
-            receipt = ledger.expire_lot(balance.account_id, day, run_day, held)
+        current: PointsBalance | None = balance
+        for day in [day for day in balance.remaining_lots() if day < run_day]:
+            receipt = ledger.expire_lot(balance.account_id, day, run_day, current)
+            current = None  # the next lot plans from the balance as this expiry left it
             if receipt is not None and receipt.applied:
                 counts["lotsExpired"] += 1
                 counts["pointsExpired"] -= receipt.delta

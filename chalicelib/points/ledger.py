@@ -3,25 +3,33 @@
 A movement writes, in a single round trip:
 
     transfer      Put     attribute_not_exists: the natural key applies it once
-    balance       Update  available >= taken, each lot taken >= its share (or = it,
-                          when the lot is drained and removed), pending >= released
+    balance       Update  available >= taken, pending >= released; a credit
+                          extends the line of lots (newest_lot <= its lot), a
+                          spend moves `consumed` forward (models.py)
     system shard  Update  the other side of the double entry (sums to zero)
     cap, activity Update  when an earning rule is capped or counts toward tiers
 
-A spend reads the balance first to plan which lots to take (soonest expiry
-first). The read decides nothing: the conditions above make a stale plan fail,
-and the spend re-plans a bounded number of times. A cancelled transaction
-whose transfer already exists was a replay: it answers as the first one did.
+Earning and spending read nothing: a credit to the newest lot (or a later
+one) and a spend across any number of lots are each one write whose
+conditions decide. What rewrites the line (a credit to an earlier lot, an
+expiry, a reversal, a merge) plans from the balance it read and is
+conditioned on the balance's version. A cancelled transaction answers with
+the items that said no: an existing transfer means a replay, which answers
+as the first one did; a balance is what the next plan starts from.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path
@@ -44,7 +52,9 @@ from chalicelib.points.models import (
     PointsBalance,
     PointsCap,
     PointsTransfer,
+    line_attribute,
     lot_attribute,
+    position_attribute,
 )
 
 __all__ = [
@@ -59,10 +69,16 @@ __all__ = [
     "PreparedSpend",
     "PreparedMerge",
     "read_balance",
+    "remember",
+    "recall",
+    "forget",
     "find_transfer",
+    "lots_taken",
     "system_shard",
     "default_expiry",
     "apply",
+    "Refusal",
+    "credit",
     "earn",
     "prepare_spend",
     "spend",
@@ -86,6 +102,7 @@ _BUSY_ERRORS = {
     "ThrottlingException",
     "ProvisionedThroughputExceededException",
 }
+_ALL_OLD = "ALL_OLD"
 
 
 def system_shard(account: str, transfer_id: str) -> str:
@@ -99,11 +116,59 @@ def default_expiry(moment: dt.datetime | None = None) -> str:
     return points_config().expiry.expires_on(clock.shanghai_date(moment)).isoformat()
 
 
+# --- What this container has seen of balances ----------------------------------------
+# A plan that needs the balance (a check-in's streak) starts from what this
+# container last saw of it, moved on by what it wrote since; the version
+# condition makes a stale one fail, and the failure answers with the current
+# balance. Only the version, the amounts and the streak are kept up to date.
+
+_KNOWN_FOR = 300.0
+_KNOWN_MAX = 4096
+_known: OrderedDict[str, tuple[float, PointsBalance]] = OrderedDict()
+_known_lock = threading.Lock()
+
+
+def remember(balance: PointsBalance) -> PointsBalance:
+    with _known_lock:
+        _known[balance.account_id] = (time.monotonic(), balance)
+        _known.move_to_end(balance.account_id)
+        while len(_known) > _KNOWN_MAX:
+            _known.popitem(last=False)
+    return balance
+
+
+def recall(member_id: str) -> PointsBalance | None:
+    with _known_lock:
+        seen = _known.get(member_id)
+    if seen is None or time.monotonic() - seen[0] > _KNOWN_FOR:
+        return None
+    return seen[1]
+
+
+def _advance(movement: Movement) -> None:
+    """What this container knows of a balance, moved on by a movement it just wrote."""
+    known = recall(movement.member_id)
+    if known is None:
+        return
+    after = PointsBalance.empty(movement.member_id)
+    after.version = int(known.version or 0) + 1
+    after.available = int(known.available or 0) + movement.delta
+    after.pending = int(known.pending or 0) + movement.pending_delta
+    after.last_checkin, after.streak = known.last_checkin, known.streak
+    remember(after)
+
+
+def forget(member_id: str) -> None:
+    with _known_lock:
+        _known.pop(member_id, None)
+
+
 def read_balance(member_id: str) -> PointsBalance:
     try:
-        return PointsBalance.get(member_id, consistent_read=True)
+        balance = PointsBalance.get(member_id, consistent_read=True)
     except DoesNotExist:
-        return PointsBalance.empty(member_id)
+        balance = PointsBalance.empty(member_id)
+    return remember(balance)
 
 
 def find_transfer(member_id: str, transfer_id: str) -> PointsTransfer | None:
@@ -113,6 +178,14 @@ def find_transfer(member_id: str, transfer_id: str) -> PointsTransfer | None:
         return None
 
 
+def lots_taken(transfer: PointsTransfer, balance: PointsBalance) -> dict[str, int]:
+    """What a debit took from each lot: recorded on the transfer, or by where a spend started."""
+    recorded = transfer.lot_amounts()
+    if recorded or int(transfer.delta or 0) >= 0:
+        return recorded
+    return balance.taken_by(transfer.transfer_id, -int(transfer.delta)) or {}
+
+
 def _check_points(points: int, name: str = "points") -> None:
     if isinstance(points, bool) or not isinstance(points, int) or not 0 < points <= MAX_POINTS:
         raise InvalidRequestError(name, f"must be an integer from 1 to {MAX_POINTS}")
@@ -120,6 +193,11 @@ def _check_points(points: int, name: str = "points") -> None:
 
 def _and(left: Condition | None, right: Condition) -> Condition:
     return right if left is None else left & right
+
+
+def _version_is(version: int) -> Condition:
+    same = PointsBalance.version == version
+    return same | PointsBalance.version.does_not_exist() if not version else same
 
 
 @dataclass(frozen=True)
@@ -155,9 +233,38 @@ class Receipt:
         )
 
 
+def _lay_anew(balance: PointsBalance, add: dict[str, int], take: dict[str, int]) -> list[Action]:
+    """Actions laying the line anew from `consumed`: what each lot holds, plus `add`, minus `take`."""
+    lots = balance.remaining_lots()
+    for day, amount in take.items():
+        if lots.get(day, 0) < amount:
+            raise InsufficientPointsError()
+        lots[day] -= amount
+    for day, amount in add.items():
+        lots[day] = lots.get(day, 0) + amount
+    lots = {day: amount for day, amount in lots.items() if amount}
+    actions: list[Action] = []
+    for day in sorted(set(balance.lots) | set(lots)):
+        lot = Path([lot_attribute(day)])
+        actions.append(lot.set(lots[day]) if day in lots else lot.remove())
+    cursor = balance.cursor
+    if cursor > balance.start and any(begin >= balance.start for begin in balance.positions.values()):
+        # Spends recorded on the old line say what they took by it: keep it.
+        for day, amount in balance.lots.items():
+            actions.append(Path([line_attribute(balance.start, day)]).set(amount))
+    actions.append(PointsBalance.origin.set(cursor))
+    actions.append(PointsBalance.newest_lot.set(max(lots)) if lots else PointsBalance.newest_lot.remove())
+    return actions
+
+
 @dataclass
 class Movement:
-    """One transfer and everything it changes, added to a transaction with its conditions."""
+    """One transfer and everything it changes, added to a transaction with its conditions.
+
+    A credit extends the line (`add_lots`); a spend (`spends`) moves the
+    cursor; with `lay_anew` (the balance as read), the line is laid anew
+    instead, `take_lots` taken out of it, on condition nothing moved since.
+    """
 
     member_id: str
     transfer_id: str
@@ -168,8 +275,10 @@ class Movement:
     delta: int = 0
     pending_delta: int = 0
     add_lots: dict[str, int] = field(default_factory=dict)
-    # (expiry day, points, drains): a drained lot must hold exactly its share and is removed.
-    take_lots: list[tuple[str, int, bool]] = field(default_factory=list)
+    take_lots: dict[str, int] = field(default_factory=dict)
+    spends: bool = False
+    lay_anew: PointsBalance | None = None
+    expect_version: int | None = None
     expires_on: str | None = None
     pending_id: str | None = None
     spend_fen: int | None = None
@@ -185,7 +294,7 @@ class Movement:
     also: list[Callable[[TransactWrite], None]] = field(default_factory=list)
 
     def transfer(self) -> PointsTransfer:
-        lots = {**self.add_lots, **{day: amount for day, amount, _ in self.take_lots}}
+        lots = {**self.add_lots, **self.take_lots}
         return PointsTransfer(
             self.member_id,
             self.transfer_id,
@@ -212,36 +321,43 @@ class Movement:
         own = 2 + int(self._books_system()) + int(self.cap is not None) + int(self.activity is not None)
         return own + len(self.also)
 
+    def _line(self) -> tuple[list[Action], Condition | None]:
+        if self.lay_anew is not None:
+            return _lay_anew(self.lay_anew, self.add_lots, self.take_lots), _version_is(int(self.lay_anew.version or 0))
+        actions: list[Action] = []
+        condition: Condition | None = None
+        if self.add_lots:
+            days = sorted(self.add_lots)
+            actions += [Path([lot_attribute(day)]).add(self.add_lots[day]) for day in days]
+            # Only the newest lot (or a later one) extends the line without moving what lies behind.
+            condition = PointsBalance.newest_lot.does_not_exist() | (PointsBalance.newest_lot <= days[0])
+            actions.append(PointsBalance.newest_lot.set(days[-1]))
+        if self.spends:
+            actions.append(Path([position_attribute(self.transfer_id)]).set(PointsBalance.consumed | 0))
+            actions.append(PointsBalance.consumed.add(-self.delta))
+        return actions, condition
+
     def add_to(self, write: TransactWrite) -> None:
         # The transfer's id is the effect's natural key: a replay finds it and changes nothing.
         transfer_is_new = PointsTransfer.transfer_id.does_not_exist()
-        write.save(self.transfer(), condition=transfer_is_new)
+        write.save(self.transfer(), condition=transfer_is_new, return_values=_ALL_OLD)
 
-        actions: list[Action] = [PointsBalance.version.add(1), *self.balance_actions]
+        line_actions, line_condition = self._line()
+        actions: list[Action] = [PointsBalance.version.add(1), *self.balance_actions, *line_actions]
         condition = self.balance_condition
+        if line_condition is not None:
+            condition = _and(condition, line_condition)
+        if self.expect_version is not None and self.lay_anew is None:
+            condition = _and(condition, _version_is(self.expect_version))
         if self.delta:
             actions.append(PointsBalance.available.add(self.delta))
         if self.delta < 0:
-            never_below_zero = PointsBalance.available >= -self.delta
-            condition = _and(condition, never_below_zero)
+            condition = _and(condition, PointsBalance.available >= -self.delta)
         if self.pending_delta:
             actions.append(PointsBalance.pending.add(self.pending_delta))
         if self.pending_delta < 0:
-            pending_still_held = PointsBalance.pending >= -self.pending_delta
-            condition = _and(condition, pending_still_held)
-        for day, amount in self.add_lots.items():
-            actions.append(Path(lot_attribute(day)).add(amount))
-        for day, amount, drains in self.take_lots:
-            lot = Path(lot_attribute(day))
-            if drains:
-                # The plan empties this lot: it must hold exactly what the plan saw.
-                actions.append(lot.remove())
-                condition = _and(condition, lot == amount)
-            else:
-                lot_never_below_zero = lot >= amount
-                actions.append(lot.add(-amount))
-                condition = _and(condition, lot_never_below_zero)
-        write.update(PointsBalance(self.member_id), actions=actions, condition=condition)
+            condition = _and(condition, PointsBalance.pending >= -self.pending_delta)
+        write.update(PointsBalance(self.member_id), actions=actions, condition=condition, return_values=_ALL_OLD)
 
         if self._books_system():
             other_side: list[Action] = []
@@ -276,19 +392,41 @@ class Movement:
 
 # --- Committing ------------------------------------------------------------------
 
-def _commit(add_items: Callable[[TransactWrite], None]) -> str:
-    """'ok', 'condition' (a condition said no) or 'busy' (a concurrent transaction; retry)."""
+@dataclass
+class Refusal:
+    """Why a transaction was cancelled: the items whose conditions said no, as they are."""
+
+    busy: bool = False
+    transfer: PointsTransfer | None = None
+    balance: PointsBalance | None = None
+
+    @classmethod
+    def of(cls, error: TransactWriteError, member_id: str) -> Refusal:
+        codes = set(db.cancellation_codes(error))
+        if "ConditionalCheckFailed" not in codes:
+            if codes & _BUSY_CODES or error.cause_response_code in _BUSY_ERRORS:
+                return cls(busy=True)
+            raise error
+        refusal = cls()
+        for reason in error.cancellation_reasons or []:
+            item = reason.raw_item if reason is not None else None
+            if not item or item.get("account_id", {}).get("S") != member_id:
+                continue
+            if "transfer_id" in item:
+                refusal.transfer = PointsTransfer.from_raw_data(item)
+            else:
+                refusal.balance = remember(PointsBalance.from_raw_data(item))
+        return refusal
+
+
+def _commit(movement: Movement) -> Refusal | None:
+    """None when written; else why not."""
     try:
         with db.transaction() as write:
-            add_items(write)
-        return "ok"
+            movement.add_to(write)
+        return None
     except TransactWriteError as exc:
-        codes = set(db.cancellation_codes(exc))
-        if "ConditionalCheckFailed" in codes:
-            return "condition"
-        if codes & _BUSY_CODES or exc.cause_response_code in _BUSY_ERRORS:
-            return "busy"
-        raise
+        return Refusal.of(exc, movement.member_id)
 
 
 def backoff(attempt: int) -> None:
@@ -307,34 +445,53 @@ def _replayed(existing: PointsTransfer, wanted: Movement, strict: bool) -> Recei
     return Receipt.of(existing, applied=False)
 
 
+Plan = Callable[[PointsBalance | None], Movement]
+
+
 def apply(
-    plan: Callable[[], Movement],
+    plan: Plan,
     *,
-    on_condition: Callable[[Movement], None] | None = None,
+    on_condition: Callable[[Movement, Refusal], None] | None = None,
     strict: bool = True,
 ) -> Receipt:
-    """Plan and write a movement; replan after a failed condition, retry when busy.
+    """Write a planned movement; plan again from what a refusal answered, retry when busy.
 
-    `plan` may read (and raise, e.g. InsufficientPointsError); `on_condition` is
-    told when a condition failed on a movement whose transfer does not exist
-    (say, a cap reached) and raises if that is the answer.
+    `plan` is given the balance a refused attempt answered with (None at
+    first) and may raise (e.g. InsufficientPointsError). `on_condition` is told
+    of a refusal not explained by an existing transfer, and raises if that is
+    the answer (a cap reached, a member missing).
     """
+    seen: PointsBalance | None = None
     for attempt in range(ATTEMPTS):
-        movement = plan()
-        outcome = _commit(movement.add_to)
-        if outcome == "ok":
+        movement = plan(seen)
+        refusal = _commit(movement)
+        if refusal is None:
+            _advance(movement)
             return movement.receipt()
-        if outcome == "condition":
-            existing = find_transfer(movement.member_id, movement.transfer_id)
-            if existing is not None:
-                return _replayed(existing, movement, strict)
+        if refusal.transfer is not None:
+            return _replayed(refusal.transfer, movement, strict)
+        if not refusal.busy:
             if on_condition is not None:
-                on_condition(movement)
+                on_condition(movement, refusal)
+            seen = refusal.balance or PointsBalance.empty(movement.member_id)
+            continue
         backoff(attempt)
     raise LedgerBusyError()
 
 
 # --- Earning ----------------------------------------------------------------------
+
+def credit(
+    seen: PointsBalance | None, member_id: str, transfer_id: str, counterparty: str, reason: str,
+    reference: str | None, lots: dict[str, int], **details: Any,
+) -> Movement:
+    """A movement crediting `lots`: extending the line, or laying it anew if a refusal showed it must."""
+    movement = Movement(member_id, transfer_id, counterparty, reason, reference, add_lots=lots, **details)
+    newest = seen.newest_lot if seen is not None else None
+    if newest is not None and lots and min(lots) < newest:
+        movement.lay_anew = seen
+    return movement
+
 
 def earn(
     member_id: str,
@@ -361,23 +518,24 @@ def earn(
     created_at = clock.now()
     lot = expires_on or default_expiry(created_at)
 
-    def plan() -> Movement:
-        return Movement(
-            member_id, transfer_id, counterparty, reason, reference,
-            delta=points, add_lots={lot: points}, expires_on=lot, created_at=created_at,
+    def plan(seen: PointsBalance | None) -> Movement:
+        return credit(
+            seen, member_id, transfer_id, counterparty, reason, reference, {lot: points},
+            delta=points, expires_on=lot, created_at=created_at,
             cap=cap, activity=activity, actor=actor, balance_actions=list(balance_actions or []),
             activity_month=activity[0] if activity else None, also=list(also or []),
         )
 
-    def capped(movement: Movement) -> None:
-        if refusal is not None:
-            # Told apart by reading: a cap is the other condition that can fail.
-            if movement.cap is None or _cap_open(movement.cap):
-                raise refusal()
+    def refused(movement: Movement, why: Refusal) -> None:
+        balance = why.balance
+        if balance is not None and movement.lay_anew is None and (balance.newest_lot or "") > lot:
+            return  # the line must be laid anew: plan again
+        if refusal is not None and (movement.cap is None or _cap_open(movement.cap)):
+            raise refusal()
         if movement.cap is not None:
             raise PointsCapReachedError()
 
-    return apply(plan, on_condition=capped)
+    return apply(plan, on_condition=refused)
 
 
 def _cap_open(cap: tuple[str, int]) -> bool:
@@ -390,26 +548,9 @@ def _cap_open(cap: tuple[str, int]) -> bool:
 
 # --- Spending ---------------------------------------------------------------------
 
-def plan_lots(balance: PointsBalance, points: int) -> list[tuple[str, int, bool]]:
-    """The lots a spend of `points` takes, soonest expiry first."""
-    if int(balance.available or 0) < points:
-        raise InsufficientPointsError()
-    takes: list[tuple[str, int, bool]] = []
-    needed = points
-    for day, amount in balance.sorted_lots():
-        if needed == 0:
-            break
-        take = min(amount, needed)
-        takes.append((day, take, take == amount))
-        needed -= take
-    if needed:
-        raise InsufficientPointsError()
-    return takes
-
-
 @dataclass
 class PreparedSpend:
-    """A planned spend, to be written inside a transaction the caller opens.
+    """A spend to be written inside a transaction the caller opens; it reads nothing.
 
         spend = points.prepare_spend(member_id, 300, f"exchange#{claim_id}", "exchange", campaign_id)
         with db.transaction() as write:
@@ -418,7 +559,7 @@ class PreparedSpend:
 
     If the transaction is cancelled, `explain()` says whether the points were
     the reason (raising InsufficientPointsError) or the spend already happened
-    (returning its receipt); None means: prepare again and retry.
+    (returning its receipt); None means: retry.
     """
 
     movement: Movement
@@ -436,10 +577,6 @@ class PreparedSpend:
         return -self.movement.delta
 
     @property
-    def lots(self) -> list[tuple[str, int]]:
-        return [(day, amount) for day, amount, _ in self.movement.take_lots]
-
-    @property
     def item_count(self) -> int:
         return self.movement.item_count
 
@@ -453,23 +590,16 @@ class PreparedSpend:
         existing = find_transfer(self.member_id, self.transfer_id)
         if existing is not None:
             return Receipt.of(existing, applied=False)
-        plan_lots(read_balance(self.member_id), self.points)
+        if int(read_balance(self.member_id).available or 0) < self.points:
+            raise InsufficientPointsError()
         return None
 
 
 def _spend_movement(
-    balance: PointsBalance,
-    points: int,
-    transfer_id: str,
-    reason: str,
-    reference: str | None,
-    counterparty: str,
-    actor: str | None,
+    member_id: str, points: int, transfer_id: str, reason: str, reference: str | None,
+    counterparty: str, actor: str | None,
 ) -> Movement:
-    return Movement(
-        balance.account_id, transfer_id, counterparty, reason, reference,
-        delta=-points, take_lots=plan_lots(balance, points), actor=actor,
-    )
+    return Movement(member_id, transfer_id, counterparty, reason, reference, delta=-points, spends=True, actor=actor)
 
 
 def prepare_spend(
@@ -482,11 +612,8 @@ def prepare_spend(
     counterparty: str = SPENT,
     actor: str | None = None,
 ) -> PreparedSpend:
-    """Plan a spend (one GetItem); InsufficientPointsError when the balance is short."""
     _check_points(points)
-    return PreparedSpend(
-        _spend_movement(read_balance(member_id), points, transfer_id, reason, reference, counterparty, actor)
-    )
+    return PreparedSpend(_spend_movement(member_id, points, transfer_id, reason, reference, counterparty, actor))
 
 
 def spend(
@@ -499,32 +626,15 @@ def spend(
     counterparty: str = SPENT,
     actor: str | None = None,
 ) -> Receipt:
-    """Take points from the soonest-expiring lots: one GetItem, one TransactWriteItems."""
+    """Take points, soonest-expiring lots first, however many that crosses: one write, no read."""
     _check_points(points)
 
-    def plan() -> Movement:
-        balance = read_balance(member_id)
-        try:
-            return _spend_movement(balance, points, transfer_id, reason, reference, counterparty, actor)
-        except InsufficientPointsError:
-            # A replay of a spend that already took these points answers as it did then.
-            existing = find_transfer(member_id, transfer_id)
-            if existing is None:
-                raise
-            raise _Replay(existing) from None
+    def plan(seen: PointsBalance | None) -> Movement:
+        if seen is not None and int(seen.available or 0) < points:
+            raise InsufficientPointsError()
+        return _spend_movement(member_id, points, transfer_id, reason, reference, counterparty, actor)
 
-    try:
-        return apply(plan)
-    except _Replay as replay:
-        if int(replay.transfer.delta) != -points:
-            raise TransferConflictError() from None
-        return Receipt.of(replay.transfer, applied=False)
-
-
-class _Replay(Exception):
-    def __init__(self, transfer: PointsTransfer) -> None:
-        super().__init__(transfer.transfer_id)
-        self.transfer = transfer
+    return apply(plan)
 
 
 # --- Pending (two-phase) -----------------------------------------------------------
@@ -556,7 +666,7 @@ def earn_pending(
         [PointsBalance.tier_spend_fen.add(spend_fen), PointsBalance.tier_activity.add(1)] if spend_fen else []
     )
 
-    def plan() -> Movement:
+    def plan(seen: PointsBalance | None) -> Movement:
         return Movement(
             member_id, transfer_id, ISSUED, reason, reference, kind="pending", pending_delta=points,
             expires_on=expires_on or default_expiry(created_at), created_at=created_at,
@@ -573,16 +683,17 @@ def _resolution(member_id: str, pending_id: str, kind: str) -> Receipt:
         raise NotFoundError("no such pending points")
     amount = int(pending.pending_delta)
     resolve_id = f"{pending_id}#resolve"
+    lot = pending.expires_on or default_expiry()
 
-    def plan() -> Movement:
-        movement = Movement(
-            member_id, resolve_id, pending.counterparty, pending.reason, pending.reference,
+    def plan(seen: PointsBalance | None) -> Movement:
+        details: dict[str, Any] = dict(
             kind=kind, pending_delta=-amount, pending_id=pending_id, expires_on=pending.expires_on,
         )
         if kind == "post":
-            movement.delta = amount
-            movement.add_lots = {pending.expires_on or default_expiry(): amount}
-        elif pending.spend_fen:
+            return credit(seen, member_id, resolve_id, pending.counterparty, pending.reason, pending.reference,
+                          {lot: amount}, delta=amount, **details)
+        movement = Movement(member_id, resolve_id, pending.counterparty, pending.reason, pending.reference, **details)
+        if pending.spend_fen:
             movement.spend_fen = -int(pending.spend_fen)
             movement.activity_month = pending.activity_month
             movement.activity = (pending.activity_month or _month(pending.created_at), -int(pending.spend_fen), -1)
@@ -610,23 +721,24 @@ def void_pending(member_id: str, pending_id: str) -> Receipt:
 
 # --- Expiry, reversal, clawback ------------------------------------------------------
 
-def expire_lot(member_id: str, expires_on: str, run_day: str, held: int | None = None) -> Receipt | None:
+def expire_lot(
+    member_id: str, expires_on: str, run_day: str, balance: PointsBalance | None = None
+) -> Receipt | None:
     """Expire what is left of one lot; the key `expire#<lot>@<run day>` makes a replay a no-op.
 
-    `held` is what the caller saw in the lot (the job's scan); a stale figure
-    fails the lot's condition and the lot is read again.
+    `balance` is what the caller read (the job's scan); if it is stale, the
+    refused write answers with the current one and the lot is planned again.
     """
     transfer_id = f"expire#{expires_on}@{run_day}"
-    seen = [held]
 
-    def plan() -> Movement:
-        held = seen.pop() if seen and seen[0] is not None else read_balance(member_id).lots.get(expires_on, 0)
-        seen.clear()
+    def plan(seen: PointsBalance | None) -> Movement:
+        current = seen or balance or read_balance(member_id)
+        held = current.remaining_lots().get(expires_on, 0)
         if held <= 0:
             raise _NothingDue()
         return Movement(
             member_id, transfer_id, EXPIRED, "expiry", expires_on,
-            delta=-held, take_lots=[(expires_on, held, True)],
+            delta=-held, take_lots={expires_on: held}, lay_anew=current,
         )
 
     try:
@@ -645,10 +757,14 @@ def reverse(member_id: str, transfer_id: str, reason: str = "refund") -> Receipt
     if original is None or int(original.delta) >= 0 or original.kind != "posted":
         raise NotFoundError("no such spend")
 
-    def plan() -> Movement:
-        return Movement(
-            member_id, f"{transfer_id}#reverse", original.counterparty, reason, transfer_id,
-            delta=-int(original.delta), add_lots=original.lot_amounts(),
+    def plan(seen: PointsBalance | None) -> Movement:
+        current = seen or read_balance(member_id)
+        lots = lots_taken(original, current)
+        if sum(lots.values()) != -int(original.delta):
+            raise RuntimeError(f"the lots spend {transfer_id} took are not recorded")
+        return credit(
+            current, member_id, f"{transfer_id}#reverse", original.counterparty, reason, transfer_id, lots,
+            delta=-int(original.delta),
         )
 
     return apply(plan, strict=False)
@@ -659,17 +775,14 @@ def clawback(member_id: str, transfer_id: str, reason: str = "refund") -> Receip
     original = find_transfer(member_id, transfer_id)
     if original is None or int(original.delta) <= 0:
         raise NotFoundError("no such earn")
+    clawback_id = f"{transfer_id}#clawback"
 
-    def plan() -> Movement:
-        balance = read_balance(member_id)
-        amount = min(int(original.delta), int(balance.available or 0))
-        movement = Movement(member_id, f"{transfer_id}#clawback", CLAWBACK, reason, transfer_id)
+    def plan(seen: PointsBalance | None) -> Movement:
+        amount = min(int(original.delta), int((seen or read_balance(member_id)).available or 0))
         if amount:
-            movement.delta = -amount
-            movement.take_lots = plan_lots(balance, amount)
-        else:
-            movement.balance_condition = (PointsBalance.available == 0) | PointsBalance.available.does_not_exist()
-        return movement
+            return _spend_movement(member_id, amount, clawback_id, reason, transfer_id, CLAWBACK, None)
+        nothing_left = (PointsBalance.available == 0) | PointsBalance.available.does_not_exist()
+        return Movement(member_id, clawback_id, CLAWBACK, reason, transfer_id, balance_condition=nothing_left)
 
     return apply(plan, strict=False)
 
@@ -680,7 +793,7 @@ def clawback(member_id: str, transfer_id: str, reason: str = "refund") -> Receip
 class PreparedMerge:
     """Everything `source` holds moves to `target` by two transfers through the merge account.
 
-    The source's balance must be exactly as read (its version), so nothing it
+    Both balances must be exactly as read (their versions), so nothing either
     earns or spends meanwhile is left behind. The merge account's two legs
     cancel out within the transaction, so it keeps no balance.
     """
@@ -704,21 +817,21 @@ def prepare_merge(source_id: str, target_id: str) -> PreparedMerge:
         raise InvalidRequestError("memberId", "cannot merge a member into itself")
     if find_transfer(source_id, f"merge#{source_id}#out") is not None:
         return PreparedMerge([], source_id, target_id, 0)
-    balance = read_balance(source_id)
-    lots = dict(balance.sorted_lots())
+    source, target = db.batch_get([(PointsBalance, source_id), (PointsBalance, target_id)])
+    source = source or PointsBalance.empty(source_id)
+    lots = source.remaining_lots()
     points = sum(lots.values())
     if not points:
         return PreparedMerge([], source_id, target_id, 0)
-    version = int(balance.version or 0)
     now = clock.now()
     out = Movement(
         source_id, f"merge#{source_id}#out", MERGE, "merge", target_id,
-        delta=-points, take_lots=[(day, amount, True) for day, amount in lots.items()],
-        balance_condition=PointsBalance.version == version, book_system=False, created_at=now,
+        delta=-points, take_lots=lots, lay_anew=source, book_system=False, created_at=now,
     )
     into = Movement(
         target_id, f"merge#{source_id}#in", MERGE, "merge", source_id,
-        delta=points, add_lots=lots, book_system=False, created_at=now,
+        delta=points, add_lots=lots, lay_anew=target or PointsBalance.empty(target_id),
+        book_system=False, created_at=now,
     )
     return PreparedMerge([out, into], source_id, target_id, points)
 
@@ -729,8 +842,11 @@ def merge(source_id: str, target_id: str) -> int:
         prepared = prepare_merge(source_id, target_id)
         if not prepared.movements:
             return 0
-        outcome = _commit(prepared.add_to)
-        if outcome == "ok":
+        try:
+            with db.transaction() as write:
+                prepared.add_to(write)
             return prepared.points
+        except TransactWriteError as exc:
+            Refusal.of(exc, source_id)  # refused (a balance moved) or busy: prepare again; else it raises
         backoff(attempt)
     raise LedgerBusyError()

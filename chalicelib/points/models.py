@@ -1,12 +1,26 @@
 """The ledger's tables: transfers (immutable), balances (with their lots), caps, activity.
 
 A member's balance item is the whole of its spendable state: `available`,
-`pending`, a `version` counting the transfers applied, and one attribute per
-lot, `lot_<YYYY-MM-DD>` (the Shanghai day the lot's points expire at the end
-of). A member holds a handful of lots, so a spend plan is one GetItem and a
-spend's conditions all sit on one item. System accounts (`issued`, `spent`,
-`expired`, ...) are split over shards (`sys:spent#07`) so that no single item
-takes every transfer's write.
+`pending`, a `version` counting the transfers applied, and its lots laid end
+to end on a line, soonest expiry first:
+
+    lot_<YYYY-MM-DD>   how much of the line that lot occupies (the Shanghai day
+                       its points expire at the end of)
+    origin             where the line starts
+    consumed           how far spending has eaten into it (never goes back)
+    newest_lot         the last lot on the line: a credit to it or a later one
+                       extends the line without disturbing what lies behind
+
+A lot holds what of its stretch lies beyond `consumed`. A spend therefore
+needs no plan: it moves `consumed` forward, which takes the soonest-expiring
+points first however many lots that crosses, and records where it started
+(`at_<transfer id>`), which says exactly what it took from each lot. What
+cannot extend the line (a credit to an earlier lot, an expiry, a merge)
+reads the balance and lays the line anew from `consumed` on, keeping the old
+line's lots as `line_<origin>_<day>` when spends recorded on it need them.
+
+System accounts (`issued`, `spent`, `expired`, ...) are split over shards
+(`sys:spent#07`) so that no single item takes every transfer's write.
 """
 
 from __future__ import annotations
@@ -30,12 +44,33 @@ __all__ = [
 ]
 
 LOT_PREFIX = "lot_"
+POSITION_PREFIX = "at_"
+LINE_PREFIX = "line_"
 SYSTEM_PREFIX = "sys:"
 
 
 def lot_attribute(expires_on: str) -> str:
     """The balance attribute holding the lot that expires at the end of `expires_on`."""
     return f"{LOT_PREFIX}{expires_on}"
+
+
+def position_attribute(transfer_id: str) -> str:
+    """The balance attribute holding where on the line a spend started."""
+    return f"{POSITION_PREFIX}{transfer_id}"
+
+
+def line_attribute(origin: int, expires_on: str) -> str:
+    """The balance attribute keeping a lot of a line laid anew since, by where that line started."""
+    return f"{LINE_PREFIX}{origin}_{expires_on}"
+
+
+def _stretches(lots: dict[str, int], start: int) -> list[tuple[str, int, int]]:
+    """The lots laid end to end from `start`, soonest expiry first: (day, from, to)."""
+    laid = []
+    for day in sorted(lots):
+        laid.append((day, start, start + lots[day]))
+        start += lots[day]
+    return laid
 
 
 class TransfersByTime(LocalSecondaryIndex):
@@ -94,6 +129,9 @@ class PointsBalance(SiyuModel):
     available = NumberAttribute(default=0)
     pending = NumberAttribute(default=0)
     version = NumberAttribute(default=0)
+    origin = NumberAttribute(null=True)
+    consumed = NumberAttribute(null=True)
+    newest_lot = UnicodeAttribute(null=True)
     last_checkin = UnicodeAttribute(null=True)  # Shanghai day
     streak = NumberAttribute(null=True)
     # Trailing figures for tiers: added to as activity happens, recomputed by tier-review.
@@ -102,27 +140,68 @@ class PointsBalance(SiyuModel):
     tier_activity = NumberAttribute(null=True)
     tier_reviewed_at = UTCDateTimeAttribute(null=True)
 
-    lots: dict[str, int]
+    lots: dict[str, int]  # day -> length of its stretch on the line
+    positions: dict[str, int]  # spend transfer id -> where on the line it started
+    lines: dict[int, dict[str, int]]  # origin -> the lots of a line laid anew since
 
     @classmethod
     def from_raw_data(cls, data: dict[str, Any]) -> PointsBalance:  # type: ignore[override]
         balance = super().from_raw_data(data)
-        balance.lots = {
-            name[len(LOT_PREFIX):]: int(value["N"])
-            for name, value in data.items()
-            if name.startswith(LOT_PREFIX) and "N" in value
-        }
+        balance.lots, balance.positions, balance.lines = {}, {}, {}
+        for name, value in data.items():
+            if name.startswith(LOT_PREFIX) and "N" in value:
+                balance.lots[name[len(LOT_PREFIX):]] = int(value["N"])
+            elif name.startswith(POSITION_PREFIX) and "N" in value:
+                balance.positions[name[len(POSITION_PREFIX):]] = int(value["N"])
+            elif name.startswith(LINE_PREFIX) and "N" in value:
+                origin, day = name[len(LINE_PREFIX):].split("_", 1)
+                balance.lines.setdefault(int(origin), {})[day] = int(value["N"])
         return balance
 
     @classmethod
     def empty(cls, account_id: str) -> PointsBalance:
         balance = cls(account_id)
-        balance.lots = {}
+        balance.lots, balance.positions, balance.lines = {}, {}, {}
         return balance
+
+    @property
+    def start(self) -> int:
+        return int(self.origin or 0)
+
+    @property
+    def cursor(self) -> int:
+        return int(self.consumed or 0)
+
+    def remaining_lots(self) -> dict[str, int]:
+        """What each lot still holds (the part of its stretch beyond `consumed`), soonest first."""
+        cursor = self.cursor
+        return {
+            day: end - max(begin, cursor)
+            for day, begin, end in _stretches(self.lots, self.start)
+            if end > cursor
+        }
 
     def sorted_lots(self) -> list[tuple[str, int]]:
         """The lots holding points, soonest expiry first."""
-        return sorted((day, amount) for day, amount in getattr(self, "lots", {}).items() if amount > 0)
+        return list(self.remaining_lots().items())
+
+    def taken_by(self, transfer_id: str, points: int) -> dict[str, int] | None:
+        """What a spend took from each lot, from where it started on the line (None: not recorded)."""
+        begin = self.positions.get(transfer_id)
+        if begin is None:
+            return None
+        origins = sorted(origin for origin in [self.start, *self.lines] if origin <= begin)
+        if not origins:
+            return None
+        line_start = origins[-1]
+        lots = self.lots if line_start == self.start and line_start not in self.lines else self.lines[line_start]
+        end = begin + points
+        taken = {
+            day: min(end, to) - max(begin, start)
+            for day, start, to in _stretches(lots, line_start)
+            if start < end and to > begin
+        }
+        return taken if sum(taken.values()) == points else None
 
 
 class PointsCap(SiyuModel):

@@ -93,9 +93,10 @@ def balance_key(member_id: str) -> tuple[type[PointsBalance], str]:
     return PointsBalance, member_id
 
 
-def member_points(balance: PointsBalance | None) -> dict[str, int]:
+def member_points(member_id: str, balance: PointsBalance | None) -> dict[str, int]:
     """`{available}` as `GET /members/me` shows it, from a balance read by `batch_get` (or None)."""
-    return {"available": int(balance.available or 0) if balance is not None else 0}
+    balance = ledger.remember(balance if balance is not None else PointsBalance.empty(member_id))
+    return {"available": int(balance.available or 0)}
 
 
 def tier_progress(tier: str | None, balance: PointsBalance | None) -> dict[str, Any]:
@@ -177,8 +178,10 @@ def entries(member_id: str, limit: int, cursor: dict[str, Any] | None = None) ->
 def checkin(member_id: str) -> dict[str, Any]:
     """The day's check-in: once per Shanghai day, with the streak's bonus; one write.
 
-    The balance is read to know the streak; the write is conditioned on the
-    balance's version, so the answer's `available` is exact, and its transfer
+    The streak is planned from the balance as this container last saw it (read
+    only if it has not), and the write is conditioned on that balance's
+    version, so a stale plan is refused with the current balance to plan
+    again from, and the answer's `available` is exact. The transfer
     `checkin#<member>#<day>` makes every second check-in of the day a no.
     """
     now = clock.now()
@@ -186,23 +189,20 @@ def checkin(member_id: str) -> dict[str, Any]:
     yesterday = (today - dt.timedelta(days=1)).isoformat()
     transfer_id = f"checkin#{member_id}#{today.isoformat()}"
     lot = ledger.default_expiry(now)
-    answer: dict[str, int] = {}
+    planned: list[tuple[PointsBalance, int, int]] = []
 
-    def plan() -> Movement:
-        balance = read_balance(member_id)
+    def plan(seen: PointsBalance | None) -> Movement:
+        balance = seen or ledger.recall(member_id) or read_balance(member_id)
         if balance.last_checkin == today.isoformat():
             raise AlreadyCheckedInError()
         streak = int(balance.streak or 0) + 1 if balance.last_checkin == yesterday else 1
         award = rules.checkin_award(streak)
-        version = int(balance.version or 0)
-        unchanged = PointsBalance.version == version
-        if not version:
-            unchanged = unchanged | PointsBalance.version.does_not_exist()
-        answer.update(awarded=award, streak=streak, available=int(balance.available or 0) + award)
-        return Movement(
-            member_id, transfer_id, ledger.ISSUED, "checkin", today.isoformat(),
-            delta=award, add_lots={lot: award} if award else {}, expires_on=lot if award else None,
-            created_at=now, balance_condition=unchanged,
+        planned.append((balance, streak, award))
+        return ledger.credit(
+            seen, member_id, transfer_id, ledger.ISSUED, "checkin", today.isoformat(),
+            {lot: award} if award else {},
+            delta=award, expires_on=lot if award else None, created_at=now,
+            expect_version=int(balance.version or 0),
             balance_actions=[
                 PointsBalance.last_checkin.set(today.isoformat()),
                 PointsBalance.streak.set(streak),
@@ -214,7 +214,14 @@ def checkin(member_id: str) -> dict[str, Any]:
     receipt = ledger.apply(plan, strict=False)
     if not receipt.applied:
         raise AlreadyCheckedInError()
-    return {"awarded": answer["awarded"], "streak": answer["streak"], "available": answer["available"]}
+    balance, streak, award = planned[-1]
+    # What the next check-in plans from: exact as far as it goes, since the write required this version.
+    after = PointsBalance.empty(member_id)
+    after.version = int(balance.version or 0) + 1
+    after.available = int(balance.available or 0) + award
+    after.last_checkin, after.streak = today.isoformat(), streak
+    ledger.remember(after)
+    return {"awarded": award, "streak": streak, "available": after.available}
 
 
 def award_profile(member_id: str) -> Receipt | None:
