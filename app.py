@@ -13,7 +13,8 @@ from chalicelib.auth import ADMIN, GUIDE, MEMBER, STAFF
 from chalicelib.http import Api, Call
 from chalicelib.lazy import LazyModule
 
-app = Chalice(app_name="siyu")
+# Logging is Powertools' (chalicelib.observability), not a second plain-text handler.
+app = Chalice(app_name="siyu", configure_logs=False)
 api = Api(app)
 
 jobs = LazyModule("chalicelib.jobs")

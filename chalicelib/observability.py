@@ -36,12 +36,17 @@ def mask(value: object, key: str = "") -> object:
     return value
 
 
+@functools.lru_cache(maxsize=1024)
+def _sensitive_name(name: str) -> bool:
+    return _SENSITIVE_KEYS.search(name) is not None
+
+
 class _MaskingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, (dict, str)):
             record.msg = mask(record.msg)
         for name, value in list(vars(record).items()):
-            if _SENSITIVE_KEYS.search(name) and value not in (None, ""):
+            if _sensitive_name(name) and value not in (None, ""):
                 setattr(record, name, "***")
         return True
 
@@ -52,6 +57,8 @@ def logger() -> Logger:
 
     log = Logger(service=SERVICE, level=os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"))
     log.addFilter(_MaskingFilter())
+    # Chalice's `app.log` is this same logger: one JSON line per record, none through the root logger.
+    logging.getLogger(SERVICE).propagate = False
     return log
 
 

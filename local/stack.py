@@ -85,10 +85,11 @@ class Stack:
 
     def _start_api(self) -> None:
         from chalice.config import Config
-        from chalice.local import create_local_server
+
+        from local.api_server import create_server
 
         config = Config.create(chalice_stage="local", app_name="siyu", lambda_timeout=30)
-        self._api_server = create_local_server(self.app_module.app, config, "127.0.0.1", self.api_port)
+        self._api_server = create_server(self.app_module.app, config, "127.0.0.1", self.api_port)
         thread = threading.Thread(target=self._api_server.serve_forever, name="api", daemon=True)
         thread.start()
         self._threads.append(thread)
