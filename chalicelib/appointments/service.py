@@ -342,6 +342,30 @@ class _Ref:
         return self.slot.end
 
 
+def _booked(member_id: str, store: stores.Store, service: stores.Service, slot: Slot, now: dt.datetime, **extra: Any) -> Appointment:
+    """A new booking of `slot`, its id naming the slot."""
+    day = slot.day.isoformat()
+    return Appointment(
+        _new_id(store.store_id, service.service_id, slot),
+        member_id=member_id,
+        store_id=store.store_id,
+        store_name=store.name,
+        service_id=service.service_id,
+        service_name=service.name,
+        start=slot.start,
+        end=slot.end,
+        day=day,
+        store_day=f"{store.store_id}#{day}",
+        open_day=day,
+        status=BOOKED,
+        booked_at=now,
+        created_at=now,
+        updated_at=now,
+        version=1,
+        **extra,
+    )
+
+
 def _new_id(store_id: str, service_id: str, slot: Slot) -> str:
     """`a-<storeId>.<serviceId>.<YYYYMMDDHHMM>.<minutes>.<random>`, the start in Shanghai time."""
     minutes = (slot.end - slot.start) // dt.timedelta(minutes=1)
@@ -384,26 +408,7 @@ def book(member_id: str, request: BookingRequest) -> dict[str, Any]:
     service = store.service(request.service_id)
     now = clock.now()
     slot = _open_slot(store, service, request.start, now)
-    day = slot.day.isoformat()
-    appointment = Appointment(
-        _new_id(store.store_id, service.service_id, slot),
-        member_id=member_id,
-        store_id=store.store_id,
-        store_name=store.name,
-        service_id=service.service_id,
-        service_name=service.name,
-        start=slot.start,
-        end=slot.end,
-        day=day,
-        store_day=f"{store.store_id}#{day}",
-        open_day=day,
-        status=BOOKED,
-        note=request.note,
-        booked_at=now,
-        created_at=now,
-        updated_at=now,
-        version=1,
-    )
+    appointment = _booked(member_id, store, service, slot, now, note=request.note)
     plan = _Plan()
     plan.check("blocked", MemberBookingRecord, member_id, _not_blocked(now))
     plan.update(
@@ -580,27 +585,8 @@ def reschedule(member_id: str, appointment_id: str, start: dt.datetime) -> dict[
         raise
     if new.start == ref.start:
         return view(_with_notes([_own_and_booked(member_id, appointment_id)])[0])
-    new_id = _new_id(store.store_id, service.service_id, new)
-    day = new.day.isoformat()
-    moved = Appointment(
-        new_id,
-        member_id=member_id,
-        store_id=store.store_id,
-        store_name=store.name,
-        service_id=service.service_id,
-        service_name=service.name,
-        start=new.start,
-        end=new.end,
-        day=day,
-        store_day=f"{store.store_id}#{day}",
-        open_day=day,
-        status=BOOKED,
-        booked_at=now,
-        created_at=now,
-        updated_at=now,
-        rescheduled_from=appointment_id,
-        version=1,
-    )
+    moved = _booked(member_id, store, service, new, now, rescheduled_from=appointment_id)
+    new_id = moved.appointment_id
     old_keys = guard_keys(member_id, ref.start, ref.end)
     new_keys = guard_keys(member_id, new.start, new.end)
     plan = _Plan()

@@ -72,6 +72,7 @@ __all__ = [
     "remember",
     "recall",
     "forget",
+    "moved_on",
     "find_transfer",
     "lots_taken",
     "system_shard",
@@ -145,17 +146,21 @@ def recall(member_id: str) -> PointsBalance | None:
     return seen[1]
 
 
+def moved_on(balance: PointsBalance, movement: Movement) -> PointsBalance:
+    """The balance as `movement` leaves it: its version, amounts and streak (not its lots)."""
+    after = PointsBalance.empty(balance.account_id)
+    after.version = int(balance.version or 0) + 1
+    after.available = int(balance.available or 0) + movement.delta
+    after.pending = int(balance.pending or 0) + movement.pending_delta
+    after.last_checkin, after.streak = balance.last_checkin, balance.streak
+    return after
+
+
 def _advance(movement: Movement) -> None:
     """What this container knows of a balance, moved on by a movement it just wrote."""
     known = recall(movement.member_id)
-    if known is None:
-        return
-    after = PointsBalance.empty(movement.member_id)
-    after.version = int(known.version or 0) + 1
-    after.available = int(known.available or 0) + movement.delta
-    after.pending = int(known.pending or 0) + movement.pending_delta
-    after.last_checkin, after.streak = known.last_checkin, known.streak
-    remember(after)
+    if known is not None:
+        remember(moved_on(known, movement))
 
 
 def forget(member_id: str) -> None:

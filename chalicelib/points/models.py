@@ -194,7 +194,7 @@ class PointsBalance(SiyuModel):
         if not origins:
             return None
         line_start = origins[-1]
-        lots = self.lots if line_start == self.start and line_start not in self.lines else self.lines[line_start]
+        lots = self.lots if line_start == self.start else self.lines[line_start]
         end = begin + points
         taken = {
             day: min(end, to) - max(begin, start)

@@ -189,7 +189,7 @@ def checkin(member_id: str) -> dict[str, Any]:
     yesterday = (today - dt.timedelta(days=1)).isoformat()
     transfer_id = f"checkin#{member_id}#{today.isoformat()}"
     lot = ledger.default_expiry(now)
-    planned: list[tuple[PointsBalance, int, int]] = []
+    planned: list[tuple[PointsBalance, Movement, int]] = []
 
     def plan(seen: PointsBalance | None) -> Movement:
         balance = seen or ledger.recall(member_id) or read_balance(member_id)
@@ -197,8 +197,7 @@ def checkin(member_id: str) -> dict[str, Any]:
             raise AlreadyCheckedInError()
         streak = int(balance.streak or 0) + 1 if balance.last_checkin == yesterday else 1
         award = rules.checkin_award(streak)
-        planned.append((balance, streak, award))
-        return ledger.credit(
+        movement = ledger.credit(
             seen, member_id, transfer_id, ledger.ISSUED, "checkin", today.isoformat(),
             {lot: award} if award else {},
             delta=award, expires_on=lot if award else None, created_at=now,
@@ -210,18 +209,18 @@ def checkin(member_id: str) -> dict[str, Any]:
             ],
             activity=(rules.month_of(now), 0, 1), activity_month=rules.month_of(now),
         )
+        planned.append((balance, movement, streak))
+        return movement
 
     receipt = ledger.apply(plan, strict=False)
     if not receipt.applied:
         raise AlreadyCheckedInError()
-    balance, streak, award = planned[-1]
-    # What the next check-in plans from: exact as far as it goes, since the write required this version.
-    after = PointsBalance.empty(member_id)
-    after.version = int(balance.version or 0) + 1
-    after.available = int(balance.available or 0) + award
+    balance, movement, streak = planned[-1]
+    # Exact as far as it goes, since the write required the version it was planned from.
+    after = ledger.moved_on(balance, movement)
     after.last_checkin, after.streak = today.isoformat(), streak
     ledger.remember(after)
-    return {"awarded": award, "streak": streak, "available": after.available}
+    return {"awarded": movement.delta, "streak": streak, "available": after.available}
 
 
 def award_profile(member_id: str) -> Receipt | None:
