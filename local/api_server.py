@@ -50,6 +50,9 @@ class RequestHandler(ChaliceRequestHandler):
 class PooledHTTPServer(ThreadingHTTPServer):
     """Serves each connection on an idle worker thread; starts a thread only when all are busy."""
 
+    # Beyond socketserver's backlog of 5 a burst's connections are dropped (retried a second later) or reset.
+    request_queue_size = 128
+
     def __init__(self, server_address: tuple[str, int], handler: Any) -> None:
         super().__init__(server_address, handler)
         self._waiting: queue.SimpleQueue[tuple[socket.socket, Any]] = queue.SimpleQueue()

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["DynamoDBLocal", "free_port", "wait_for_port"]
 
 HERE = Path(__file__).resolve().parent
+PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -31,6 +36,22 @@ def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | 
             return
         time.sleep(0.1)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _die_with_this_process() -> Callable[[], None] | None:
+    """What the child runs before exec so the kernel kills it when we die, SIGKILL included (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        # We may have died between the fork and the prctl, which then arms nothing.
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm
 
 
 def _jar() -> Path:
@@ -52,6 +73,7 @@ class DynamoDBLocal:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> DynamoDBLocal:
+        """Start the engine; it dies with the thread that calls this, so call it from one that lives as long."""
         java = shutil.which("java")
         if java is None:
             raise FileNotFoundError("java is not installed (make installs openjdk-17-jre-headless)")
@@ -63,6 +85,7 @@ class DynamoDBLocal:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_this_process(),
         )
         wait_for_port(self.port, process=self.process)
         return self

@@ -7,12 +7,14 @@ production ones with only the base URL changed. Dev codes:
 - phone `phone:<11 digits>`.
 
 `POST /sandbox/cron/{job}` runs a scheduled handler of the app with an
-EventBridge-shaped event whose `time` is `now`.
+EventBridge-shaped event whose `time` is `now`: ISO-8601 with an offset (a time
+without one is refused rather than guessed), the current time when absent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 import secrets
@@ -137,16 +139,51 @@ def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = No
 
     @sandbox.post("/sandbox/cron/<job>")
     def cron(job: str) -> Any:
-        body = request.get_json(force=True, silent=True) or {}
-        moment = body.get("now") or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         handler = _job_handler(app_module, job)
         if handler is None:
             return jsonify({"code": "NOT_FOUND", "message": f"no job {job}"}), 404
+        try:
+            moment = _cron_moment(request.get_data())
+        except InvalidRequestError as exc:
+            return jsonify({"code": "INVALID_REQUEST", "message": str(exc)}), 400
         context = lambda_context(job) if lambda_context else None
         result = handler(_event(job, moment), context)
         return jsonify({"job": job, "now": moment, "result": result})
 
     return sandbox
+
+
+class InvalidRequestError(ValueError):
+    """A sandbox request the caller got wrong; the message names the field."""
+
+
+def _cron_moment(raw: bytes) -> str:
+    """`now` of a cron request's body: ISO-8601 with an offset, the current time when absent or null."""
+    moment = _json_object(raw).get("now")
+    if moment is None:
+        return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not isinstance(moment, str) or _offset_of(moment) is None:
+        raise InvalidRequestError("now must be an ISO-8601 time with an offset, e.g. 2027-01-01T00:10:00+08:00")
+    return moment
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequestError("body must be a JSON object") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequestError("body must be a JSON object")
+    return body
+
+
+def _offset_of(text: str) -> dt.timedelta | None:
+    try:
+        return dt.datetime.fromisoformat(text).utcoffset()
+    except ValueError:
+        return None
 
 
 def _job_handler(app_module: Any, job: str) -> Callable[..., Any] | None:

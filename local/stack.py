@@ -12,15 +12,21 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import socket
 import sys
 import threading
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from local.dynamodb_local import DynamoDBLocal, environment_credentials, wait_for_port
 
 __all__ = ["Stack", "main"]
+
+READY = "siyu is ready"
+API_PORT = "SIYU_API_PORT"
+SANDBOX_PORT = "SIYU_SANDBOX_PORT"
 
 LOCAL_SECRETS = {
     "SIYU_WECHAT_SECRET": "sandbox-app-secret",
@@ -41,7 +47,6 @@ class Stack:
     app_module: ModuleType | None = None
     sandbox: Any = None
     _api_server: Any = None
-    _threads: list[threading.Thread] = field(default_factory=list)
 
     @property
     def api_url(self) -> str:
@@ -52,10 +57,12 @@ class Stack:
         return f"http://127.0.0.1:{self.sandbox_port}"
 
     def start(self) -> Stack:
+        """Everything up and the demo brand seeded before the API takes its first request."""
         os.environ.update(environment_credentials())
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "siyu")
-        self.dynamodb = DynamoDBLocal().start()
+        self.dynamodb = DynamoDBLocal()
+        self.dynamodb.start()
         self.aws = _start_aws()
         os.environ.update(LOCAL_SECRETS)
         os.environ.update({
@@ -76,11 +83,11 @@ class Stack:
         from local.sandbox import Sandbox
 
         self.sandbox = Sandbox(self.app_module, self.sandbox_port, lambda_context=_lambda_context).start()
-        self._start_api()
         if self.seed:
             from local import seed
 
             seed.seed_demo_brand()
+        self._start_api()
         return self
 
     def _start_api(self) -> None:
@@ -89,21 +96,27 @@ class Stack:
         from local.api_server import create_server
 
         config = Config.create(chalice_stage="local", app_name="siyu", lambda_timeout=30)
-        self._api_server = create_server(self.app_module.app, config, "127.0.0.1", self.api_port)
-        thread = threading.Thread(target=self._api_server.serve_forever, name="api", daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        server = create_server(self.app_module.app, config, "127.0.0.1", self.api_port)
+        # The HTTP server itself, not chalice's wrapper, which would print after the ready banner.
+        threading.Thread(target=server.server.serve_forever, name="api", daemon=True).start()
+        self._api_server = server
         wait_for_port(self.api_port)
 
     def stop(self) -> None:
+        """Stop what started; DynamoDB Local, a process of its own, even when stopping the rest fails."""
+        try:
+            self._stop_servers()
+        finally:
+            if self.dynamodb is not None:
+                self.dynamodb.stop()
+
+    def _stop_servers(self) -> None:
         if self._api_server is not None:
             self._api_server.shutdown()
         if self.sandbox is not None:
             self.sandbox.stop()
         if self.aws is not None:
             self.aws.stop()
-        if self.dynamodb is not None:
-            self.dynamodb.stop()
 
 
 def _lambda_context(function_name: str) -> Any:
@@ -135,35 +148,61 @@ def create_tables() -> list[str]:
 
 
 def main() -> None:
-    api_port = int(os.environ.get("SIYU_API_PORT", "8000"))
-    sandbox_port = int(os.environ.get("SIYU_SANDBOX_PORT", "8100"))
-    stack = Stack(api_port=api_port, sandbox_port=sandbox_port)
+    """Serve until Ctrl-C or SIGTERM, which stop everything at any moment, start-up included."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stack = Stack(api_port=_port(API_PORT, 8000), sandbox_port=_port(SANDBOX_PORT, 8100))
     print("starting siyu's local stack ...", flush=True)
-    stack.start()
+    try:
+        stack.start()
+        print(_banner(stack), flush=True)
+        _serve_until_interrupted()
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+    finally:
+        stack.stop()
+
+
+def _serve_until_interrupted() -> None:
+    # A signal that lands just before a wait without a timeout is handled only once the wait ends.
+    while True:
+        time.sleep(0.5)
+
+
+def _port(variable: str, default: int) -> int:
+    """The port `variable` names, refused before anything starts when it is not one or is taken."""
+    text = os.environ.get(variable, str(default))
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        sys.exit(f"{variable}={text} is not a port number")
+    if not _is_free(int(text)):
+        sys.exit(f"port {text} is in use: stop what holds it, or choose another with {variable}=<port> make run")
+    return int(text)
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _banner(stack: Stack) -> str:
     assert stack.dynamodb is not None
-    print(
-        "\n".join([
-            "",
-            "siyu is running:",
-            f"  API             {stack.api_url}",
-            f"  sandbox         {stack.sandbox_url}   (WeChat, WeChat Pay, couriers, cron)",
-            f"  DynamoDB Local  {stack.dynamodb.endpoint}   (tables prefixed {stack.table_prefix})",
-            f"  moto            {stack.aws.endpoint if stack.aws else '-'}   (Step Functions, Lambda, EventBridge, SSM)",
-            "",
-            "Try:",
-            f"  curl -s -X POST {stack.api_url}/auth/login -d '{{\"code\": \"dev:alice\"}}'",
-            "",
-            "Ctrl-C stops everything.",
-        ]),
-        flush=True,
-    )
-    stopped = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    stopped.wait()
-    print("\nstopping ...", flush=True)
-    stack.stop()
-    sys.exit(0)
+    return "\n".join([
+        "",
+        f"{READY} (demo brand seeded):",
+        f"  API             {stack.api_url}",
+        f"  sandbox         {stack.sandbox_url}   (WeChat, WeChat Pay, couriers, cron)",
+        f"  DynamoDB Local  {stack.dynamodb.endpoint}   (tables prefixed {stack.table_prefix})",
+        f"  moto            {stack.aws.endpoint if stack.aws else '-'}   (Step Functions, Lambda, EventBridge, SSM)",
+        "",
+        "Try:",
+        f"  curl -s -X POST {stack.api_url}/auth/login -d '{{\"code\": \"dev:alice\"}}'",
+        "",
+        "Ctrl-C stops everything.",
+    ])
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""The local API server: idle keep-alive connections block no one, and `Expect: 100-continue` is answered."""
+"""The local API server: idle keep-alive connections block no one, a burst is accepted, 100-continue is answered."""
 
 from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -65,3 +68,21 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent(stack):
         response = _read_response(sock)
     assert response.startswith(b"HTTP/1.1 400")
     assert json.loads(response.partition(b"\r\n\r\n")[2])["code"] == "INVALID_REQUEST"
+
+
+def test_a_burst_of_32_simultaneous_connections_is_served_without_a_dropped_connection(stack):
+    """A connection the listen backlog drops waits a second for its SYN to be retried, or is reset."""
+    together = threading.Barrier(32)
+
+    def one_request(_: int) -> tuple[float, bytes]:
+        together.wait()
+        began = time.monotonic()
+        with _connect(stack) as sock:
+            connecting = time.monotonic() - began
+            sock.sendall(_login_request() + BODY)
+            return connecting, _read_response(sock)
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(one_request, range(32)))
+    assert all(response.startswith(b"HTTP/1.1 400") for _, response in results)
+    assert max(connecting for connecting, _ in results) < 0.9
