@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 DDB_JAR_STAMP := local/node_modules/.siyu-installed
+# checkov pins many packages of its own: it lives in its own virtualenv, away from .venv.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := .venv-checkov/.installed-$(CHECKOV_VERSION)
 
 .PHONY: run test bench package deps clean
 
@@ -21,10 +24,17 @@ $(DDB_JAR_STAMP): local/package.json local/package-lock.json
 	npm ci --prefix local --silent --no-audit --no-fund
 	touch $@
 
+$(CHECKOV_STAMP):
+	rm -rf .venv-checkov
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
 run: deps
 	$(PY) -m local.stack
 
-test: deps
+# tests/test_infra_template.py runs checkov on the packaged templates.
+test: deps $(CHECKOV_STAMP)
 	$(PY) -m pytest
 
 bench: deps
@@ -34,4 +44,4 @@ package: deps
 	$(PY) -m infra.package
 
 clean:
-	rm -rf $(VENV) local/node_modules infra/build
+	rm -rf $(VENV) .venv-checkov local/node_modules infra/build

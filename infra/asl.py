@@ -9,7 +9,8 @@ CloudFormation to fill, local/aws.py fills them with moto's ARNs.
 
 moto runs whatever it is given (a `Next` naming no state included), so
 `problems` checks what AWS would reject, and what this project allows:
-JSONPath only, and only the state types listed in `ALLOWED_TYPES`.
+JSONPath only, only the state types listed in `ALLOWED_TYPES`, and no task
+waiting for its token without a timeout.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "substitute",
     "variables",
     "function_resources",
+    "waits_for_token",
     "render",
     "problems",
 ]
@@ -36,6 +38,8 @@ ORDER_DEFINITION = Path(__file__).resolve().with_name("order.asl.json")
 ALLOWED_TYPES = frozenset({"Task", "Choice", "Wait", "Parallel", "Map", "Pass", "Succeed", "Fail"})
 _TERMINAL_TYPES = frozenset({"Succeed", "Fail"})
 _CAN_RETRY_AND_CATCH = frozenset({"Task", "Parallel", "Map"})
+_TIMEOUT_FIELDS = frozenset({"TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath"})
+_WAIT_FOR_TOKEN = ".waitForTaskToken"
 _PSEUDO_PARAMETER = "AWS::"
 _FUNCTION_ATTRIBUTE = ".Arn"
 
@@ -70,6 +74,12 @@ def function_resources(text: str) -> set[str]:
         for name in variables(text)
         if name.endswith(_FUNCTION_ATTRIBUTE) and not name.startswith(_PSEUDO_PARAMETER)
     }
+
+
+def waits_for_token(state: dict[str, Any]) -> bool:
+    """A Task that parks the execution until someone answers with its task token."""
+    resource = state.get("Resource")
+    return isinstance(resource, str) and resource.endswith(_WAIT_FOR_TOKEN)
 
 
 def render(resolve: Callable[[str], str], path: Path = ORDER_DEFINITION) -> str:
@@ -165,6 +175,9 @@ def _state(name: str, state: Any, states: dict[str, Any], where: str) -> Iterato
 
     if kind == "Task" and not isinstance(state.get("Resource"), str):
         yield f"{where}.Resource: a Task needs a Resource"
+    if kind == "Task" and waits_for_token(state) and not _TIMEOUT_FIELDS & set(state):
+        # Without one, a token nobody answers holds the execution (and the order) for a year.
+        yield f"{where}: a task waiting for its token needs TimeoutSeconds or HeartbeatSeconds"
     if kind == "Parallel":
         branches = state.get("Branches")
         if not isinstance(branches, list) or not branches:

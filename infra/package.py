@@ -31,7 +31,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from infra.template import DATA_ACCESS_POLICY_RESOURCE, PROJECT, merge_template
+from infra.functions import POLICY_NAME
+from infra.template import PROJECT, merge_template
 
 __all__ = ["package", "main", "BUILD", "STAGES", "TEMPLATE_FILE"]
 
@@ -90,20 +91,23 @@ def package(stage: str, out: Path = BUILD, *, template_only: bool = False) -> Pa
 
 
 def _check_roles(template_path: Path) -> None:
-    """Every function Chalice generated gets the data-access policy (the merge template
-    names their roles from the imported app, so an app.py edited meanwhile shows here)."""
-    template = json.loads(template_path.read_text(encoding="utf-8"))
-    resources = template["Resources"]
-    roles = {
-        resource["Properties"]["Role"]["Fn::GetAtt"][0]
-        for resource in resources.values()
-        if resource["Type"] == "AWS::Serverless::Function"
-    }
-    granted = {role["Ref"] for role in resources[DATA_ACCESS_POLICY_RESOURCE]["Properties"]["Roles"]}
-    if roles != granted:
+    """Every function Chalice generated has the role infra/access.py declares (the merge template
+    names the functions from the imported app, so an app.py edited meanwhile shows here)."""
+    resources = json.loads(template_path.read_text(encoding="utf-8"))["Resources"]
+
+    def policy_names(function: dict) -> list[str]:
+        role = resources[function["Properties"]["Role"]["Fn::GetAtt"][0]]
+        return [policy["PolicyName"] for policy in role["Properties"]["Policies"]]
+
+    undeclared = sorted(
+        name
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::Function" and policy_names(resource) != [POLICY_NAME]
+    )
+    if undeclared:
         raise RuntimeError(
-            f"{template_path}: the functions' roles {sorted(roles)} are not the roles granted data access "
-            f"{sorted(granted)}; was app.py edited while packaging? Package again."
+            f"{template_path}: the functions {undeclared} have no role built from infra/access.py; "
+            "was app.py edited while packaging? Package again."
         )
 
 

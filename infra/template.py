@@ -6,78 +6,69 @@ module adds, derived rather than copied:
 - a DynamoDB table per pynamodb model (`chalicelib.db.all_models()`): keys,
   attribute types, indexes and TTL from the model, named with the stage's
   `SIYU_TABLE_PREFIX` from .chalice/config.json, on-demand, with
-  point-in-time recovery, kept when the stack goes;
+  point-in-time recovery and deletion protection, kept when the stack goes;
+- per function (infra/functions.py): its name, its log group, its own role
+  built from its declaration in infra/access.py, and for the scheduled jobs
+  a dead-letter queue and reserved concurrency;
 - the order state machine from infra/order.asl.json (`infra.asl.render`),
-  its role, and its ARN in every function's environment;
-- what the functions may touch: the stage's tables, the order executions
-  and task tokens, the stage's SSM parameters.
+  its role, its log group and tracing, and its ARN in every function's
+  environment;
+- the API stage's throttling, tracing and name;
+- the alarms and their topic (infra/alarms.py).
 
 Every ARN is built with `${AWS::Partition}`: a brand's stack runs in aws-cn too.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from chalice.utils import to_cfn_resource_name
 
-from infra import asl
+from chalicelib.config import Settings
+from infra import access, asl
+from infra.alarms import ALARM_TOPIC_RESOURCE, alarm_resources
+from infra.cfn import arn, get_att, log_group, policy_document, statement, sub
+from infra.functions import DEAD_LETTER_QUEUE_RESOURCE, function_resources, functions
+from infra.stage import CHALICE_CONFIG, PROJECT, Stage, load_stage
 
 __all__ = [
     "PROJECT",
+    "REST_API_RESOURCE",
     "STATE_MACHINE_RESOURCE",
-    "DATA_ACCESS_POLICY_RESOURCE",
-    "stage_environment",
+    "STATE_MACHINE_LOG_GROUP_RESOURCE",
+    "api_name",
     "state_machine_name",
     "table_resource_name",
     "table_resource",
-    "function_names",
-    "function_role_resources",
     "merge_template",
 ]
 
-PROJECT = Path(__file__).resolve().parent.parent
-CHALICE_CONFIG = PROJECT / ".chalice" / "config.json"
+REST_API_RESOURCE = "RestAPI"
 STATE_MACHINE_RESOURCE = "OrderStateMachine"
 STATE_MACHINE_ROLE_RESOURCE = "OrderStateMachineRole"
-DATA_ACCESS_POLICY_RESOURCE = "DataAccessPolicy"
+STATE_MACHINE_LOG_GROUP_RESOURCE = "OrderStateMachineLogGroup"
 
-_DYNAMODB_ACTIONS = [
-    "dynamodb:BatchGetItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:DescribeTable",
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:Query",
-    "dynamodb:Scan",
-    "dynamodb:UpdateItem",
+# Step Functions delivers its logs through CloudWatch Logs' log delivery API, which
+# names no resource; these are the actions AWS documents for it, on "*".
+_LOG_DELIVERY_ACTIONS = [
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
 ]
-
-
-def _sub(text: str) -> dict[str, str]:
-    return {"Fn::Sub": text}
-
-
-def _arn(service: str, resource: str) -> dict[str, str]:
-    return _sub(f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}")
-
-
-def stage_environment(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str, str]:
-    """The environment Chalice gives the stage's functions (top level, then the stage)."""
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    if stage not in config.get("stages", {}):
-        raise ValueError(f"{config_path} has no stage {stage!r}")
-    return {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
-
-
-def _stage_traced(stage: str, config_path: Path = CHALICE_CONFIG) -> bool:
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    return bool(config["stages"][stage].get("xray", config.get("xray", False)))
+_TRACING_ACTIONS = [
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:PutTelemetryRecords",
+    "xray:PutTraceSegments",
+]
 
 
 def state_machine_name(stage: str) -> str:
@@ -87,7 +78,7 @@ def state_machine_name(stage: str) -> str:
 def _state_machine_arn(stage: str) -> dict[str, str]:
     # Built from the name, not `Ref`: the functions the machine invokes read it, and
     # a Ref would make the machine and its functions depend on each other.
-    return _arn("states", f"stateMachine:{state_machine_name(stage)}")
+    return arn("states", f"stateMachine:{state_machine_name(stage)}")
 
 
 # --- Tables ------------------------------------------------------------------------
@@ -128,6 +119,7 @@ def table_resource(model: Any, prefix: str) -> dict[str, Any]:
         ),
         "KeySchema": _key_schema(schema["key_schema"]),
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "DeletionProtectionEnabled": True,
     }
     if schema["global_secondary_indexes"]:
         properties["GlobalSecondaryIndexes"] = [_index(index) for index in schema["global_secondary_indexes"]]
@@ -145,150 +137,146 @@ def table_resource(model: Any, prefix: str) -> dict[str, Any]:
     }
 
 
-# --- Functions -----------------------------------------------------------------
-
-def function_names(app: Any) -> list[str]:
-    """The names Chalice gives the app's Lambda functions (and their roles)."""
-    names = ["api_handler"] if app.routes else []
-    names.extend(function.name for function in app.pure_lambda_functions)
-    names.extend(source.name for source in app.event_sources)
-    names.extend(authorizer.name for authorizer in app.builtin_auth_handlers)
-    return names
-
-
-def function_role_resources(app: Any) -> list[str]:
-    """Chalice's role resource per function (`autogen_policy` false gives each its own)."""
-    return [to_cfn_resource_name(f"{name}_role") for name in function_names(app)]
-
-
-def _pure_function_resources(app: Any) -> set[str]:
-    return {to_cfn_resource_name(function.name) for function in app.pure_lambda_functions}
-
-
-def _data_access_policy(app: Any, stage: str, environment: dict[str, str]) -> dict[str, Any]:
-    prefix = environment["SIYU_TABLE_PREFIX"]
-    parameters = sorted(value for name, value in environment.items() if name.endswith("_PARAMETER"))
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "StageTables",
-            "Effect": "Allow",
-            "Action": _DYNAMODB_ACTIONS,
-            "Resource": [_arn("dynamodb", f"table/{prefix}*"), _arn("dynamodb", f"table/{prefix}*/index/*")],
-        },
-        {
-            "Sid": "OrderExecutions",
-            "Effect": "Allow",
-            "Action": ["states:StartExecution"],
-            "Resource": [_state_machine_arn(stage)],
-        },
-        {
-            "Sid": "OrderExecutionState",
-            "Effect": "Allow",
-            "Action": ["states:DescribeExecution", "states:StopExecution"],
-            "Resource": [_arn("states", f"execution:{state_machine_name(stage)}:*")],
-        },
-        {
-            # Task-token calls name no resource; IAM only accepts "*" for them.
-            "Sid": "OrderTaskTokens",
-            "Effect": "Allow",
-            "Action": ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
-            "Resource": "*",
-        },
-    ]
-    if parameters:
-        statements.append({
-            "Sid": "StageParameters",
-            "Effect": "Allow",
-            "Action": ["ssm:GetParameter"],
-            "Resource": [_arn("ssm", f"parameter{name}") for name in parameters],
-        })
-    return {
-        "Type": "AWS::IAM::Policy",
-        "Properties": {
-            "PolicyName": f"siyu-{stage}-data-access",
-            "Roles": [{"Ref": role} for role in function_role_resources(app)],
-            "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
-        },
-    }
-
-
 # --- The state machine ------------------------------------------------------------
 
 def _keep_placeholder(variable: str) -> str:
     return "${" + variable + "}"
 
 
-def _state_machine(app: Any, stage: str) -> dict[str, Any]:
-    definition = asl.render(_keep_placeholder)
-    invoked = sorted(asl.function_resources(definition))
-    unknown = set(invoked) - _pure_function_resources(app)
-    if unknown:
-        raise ValueError(f"infra/order.asl.json invokes {sorted(unknown)}, which app.py does not define")
-    role = {
+def _state_machine_role(invoked: list[str], traced: bool) -> dict[str, Any]:
+    statements = [
+        statement("InvokeOrderTasks", ["lambda:InvokeFunction"], [
+            function_arn
+            for resource in invoked
+            for function_arn in (get_att(resource, "Arn"), sub(f"${{{resource}.Arn}}:*"))
+        ]),
+        statement("DeliverLogs", _LOG_DELIVERY_ACTIONS, "*"),
+    ]
+    if traced:
+        statements.append(statement("Tracing", _TRACING_ACTIONS, "*"))
+    return {
         "Type": "AWS::IAM::Role",
         "Properties": {
-            "AssumeRolePolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Principal": {"Service": "states.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }],
-            },
-            "Policies": [{
-                "PolicyName": "InvokeOrderTasks",
-                "PolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [{
-                        "Effect": "Allow",
-                        "Action": "lambda:InvokeFunction",
-                        "Resource": [
-                            arn
-                            for resource in invoked
-                            for arn in ({"Fn::GetAtt": [resource, "Arn"]}, _sub(f"${{{resource}.Arn}}:*"))
-                        ],
-                    }],
-                },
-            }],
+            "AssumeRolePolicyDocument": policy_document([{
+                "Effect": "Allow",
+                "Principal": {"Service": "states.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }]),
+            "Policies": [{"PolicyName": "OrderStateMachine", "PolicyDocument": policy_document(statements)}],
         },
     }
+
+
+def _state_machine(app: Any, stage: Stage) -> dict[str, Any]:
+    definition = asl.render(_keep_placeholder)
+    invoked = sorted(asl.function_resources(definition))
+    unknown = set(invoked) - {function.resource for function in functions(app)}
+    if unknown:
+        raise ValueError(f"infra/order.asl.json invokes {sorted(unknown)}, which app.py does not define")
     machine = {
         "Type": "AWS::StepFunctions::StateMachine",
         "Properties": {
-            "StateMachineName": state_machine_name(stage),
+            "StateMachineName": state_machine_name(stage.name),
             "StateMachineType": "STANDARD",
-            "RoleArn": {"Fn::GetAtt": [STATE_MACHINE_ROLE_RESOURCE, "Arn"]},
-            "DefinitionString": _sub(definition),
-            "TracingConfiguration": {"Enabled": _stage_traced(stage)},
+            "RoleArn": get_att(STATE_MACHINE_ROLE_RESOURCE, "Arn"),
+            "DefinitionString": sub(definition),
+            # Every step, without its input and output: those carry the order's address and phone.
+            "LoggingConfiguration": {
+                "Level": "ALL",
+                "IncludeExecutionData": False,
+                "Destinations": [
+                    {"CloudWatchLogsLogGroup": {"LogGroupArn": get_att(STATE_MACHINE_LOG_GROUP_RESOURCE, "Arn")}},
+                ],
+            },
+            "TracingConfiguration": {"Enabled": stage.traced},
         },
     }
-    return {STATE_MACHINE_ROLE_RESOURCE: role, STATE_MACHINE_RESOURCE: machine}
+    return {
+        STATE_MACHINE_ROLE_RESOURCE: _state_machine_role(invoked, stage.traced),
+        # The vendedlogs prefix keeps CloudWatch Logs' resource policy for log delivery short.
+        STATE_MACHINE_LOG_GROUP_RESOURCE: log_group(
+            f"/aws/vendedlogs/states/{state_machine_name(stage.name)}", stage.limits.log_retention_days,
+        ),
+        STATE_MACHINE_RESOURCE: machine,
+    }
+
+
+# --- The API -----------------------------------------------------------------------------
+
+def api_name(stage: Stage) -> str:
+    return stage.resource_name("api")
+
+
+def _rest_api(stage: Stage) -> dict[str, Any]:
+    """What the stage adds to the RestAPI Chalice generates (its endpoint type is in .chalice/config.json)."""
+    return {
+        "Properties": {
+            "Name": api_name(stage),
+            "TracingEnabled": stage.traced,
+            "MethodSettings": [{
+                "ResourcePath": "/*",
+                "HttpMethod": "*",
+                "ThrottlingRateLimit": stage.limits.api_rate,
+                "ThrottlingBurstLimit": stage.limits.api_burst,
+            }],
+        },
+    }
 
 
 # --- All of it -----------------------------------------------------------------------
 
-def merge_template(app: Any, models: Iterable[Any], stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str, Any]:
-    """What `chalice package --merge-template` merges into the stage's template."""
-    environment = stage_environment(stage, config_path)
-    prefix = environment.get("SIYU_TABLE_PREFIX")
-    if prefix != f"siyu-{stage}-":
-        raise ValueError(f"stage {stage}: SIYU_TABLE_PREFIX must be 'siyu-{stage}-', not {prefix!r}")
+def _tables(models: Iterable[Any], prefix: str) -> dict[str, Any]:
     resources: dict[str, Any] = {}
     for model in models:
         name = table_resource_name(model)
         if name in resources:
             raise ValueError(f"two models name the table {model.Meta.table!r}")
         resources[name] = table_resource(model, prefix)
-    resources.update(_state_machine(app, stage))
-    resources[DATA_ACCESS_POLICY_RESOURCE] = _data_access_policy(app, stage, environment)
+    return resources
+
+
+def _check_access(app: Any, models: list[Any], stage: Stage) -> None:
+    secrets = [name for name in Settings.model_fields if f"{name}_parameter" in Settings.model_fields]
+    found = access.problems([function.name for function in functions(app)], models, secrets)
+    missing = [setting for setting in secrets if f"SIYU_{setting.upper()}_PARAMETER" not in stage.environment]
+    found += [f"stage {stage.name}: no SSM parameter for {setting}" for setting in missing]
+    if found:
+        raise ValueError("infra/access.py does not describe app.py:\n  " + "\n  ".join(found))
+
+
+def merge_template(
+    app: Any, models: Iterable[Any], stage_name: str, config_path: Path = CHALICE_CONFIG,
+) -> dict[str, Any]:
+    """What `chalice package --merge-template` merges into the stage's template."""
+    stage = load_stage(stage_name, config_path)
+    models = list(models)
+    _check_access(app, models, stage)
+    app_functions = functions(app)
+    has_api = bool(app.routes)
+    has_jobs = any(function.scheduled for function in app_functions)
+    resources: dict[str, Any] = {
+        **_tables(models, stage.table_prefix),
+        **_state_machine(app, stage),
+        **function_resources(app, models, stage, _state_machine_arn(stage.name)),
+        **alarm_resources(
+            stage,
+            app_functions,
+            api_name=api_name(stage) if has_api else None,
+            state_machine=STATE_MACHINE_RESOURCE,
+            dead_letter_queue=DEAD_LETTER_QUEUE_RESOURCE if has_jobs else None,
+        ),
+    }
+    if has_api:
+        resources[REST_API_RESOURCE] = _rest_api(stage)
     return {
         "Globals": {
             "Function": {
-                "Environment": {"Variables": {"SIYU_STATE_MACHINE_ARN": _state_machine_arn(stage)}},
+                "Environment": {"Variables": {"SIYU_STATE_MACHINE_ARN": _state_machine_arn(stage.name)}},
             },
         },
         "Resources": resources,
         "Outputs": {
             "OrderStateMachineArn": {"Value": {"Ref": STATE_MACHINE_RESOURCE}},
+            "AlarmTopicArn": {"Value": {"Ref": ALARM_TOPIC_RESOURCE}},
         },
     }

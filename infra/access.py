@@ -1,0 +1,178 @@
+"""What each Lambda function of app.py may touch: the one declaration its IAM role is built from.
+
+`ACCESS` maps every function Chalice makes of app.py (the API handler, each
+scheduled job, each state-machine task) to the tables it reads, scans, writes
+or deletes from, the secret settings it reads from SSM and the other AWS APIs
+it calls. A table is named by its model's `Meta.table`; a domain
+(`chalicelib/<domain>/`) stands for all of its models' tables. Both resolve
+through `chalicelib.db.all_models()`, so a renamed table or a new index
+follows the models. infra/template.py turns each entry into the function's
+own role; `problems` is what packaging refuses (a function without a
+declaration, a name that resolves to nothing).
+
+A function gets what its code path does today, not what it may do one day:
+when a job or task starts touching another table, its entry grows with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum, Flag, auto
+from typing import Any
+
+__all__ = [
+    "API_HANDLER",
+    "Verb",
+    "READ",
+    "SCAN",
+    "WRITE",
+    "DELETE",
+    "Service",
+    "Access",
+    "ACCESS",
+    "TableGrant",
+    "domain_of",
+    "table_grants",
+    "problems",
+]
+
+API_HANDLER = "api_handler"
+
+
+class Verb(Flag):
+    READ = auto()  # get, batch get, query (the table and its indexes), condition checks in a transaction
+    SCAN = auto()  # a whole-table read: jobs that visit every item, the API's small listings
+    WRITE = auto()  # put and update, conditional or not
+    DELETE = auto()
+
+
+READ, SCAN, WRITE, DELETE = Verb.READ, Verb.SCAN, Verb.WRITE, Verb.DELETE
+
+
+class Service(Enum):
+    START_ORDERS = "start an order's execution of the order state machine"
+    ANSWER_ORDER_WAITS = "end a waiting step of an order's execution with its task token"
+
+
+@dataclass(frozen=True)
+class Access:
+    domains: Mapping[str, Verb] = field(default_factory=dict)
+    tables: Mapping[str, Verb] = field(default_factory=dict)
+    parameters: frozenset[str] = frozenset()  # secret settings: `wechat_secret` is SIYU_WECHAT_SECRET_PARAMETER
+    services: frozenset[Service] = frozenset()
+
+
+# The wechat-tokens table and the app secret go together: sending a subscription
+# message needs an access token, which a container fetches with the secret and
+# shares through the table.
+_SENDS_WECHAT_MESSAGES = {
+    "sent-messages": WRITE | DELETE,  # a failed send is undone so a later run retries it
+    "subscription-credits": WRITE,
+    "wechat-tokens": READ | WRITE,
+}
+
+ACCESS: dict[str, Access] = {
+    API_HANDLER: Access(
+        domains={
+            "appointments": READ | WRITE | DELETE,
+            "catalog": READ | WRITE,
+            "coupons": READ | WRITE,
+            "idempotency": READ | WRITE | DELETE,
+            "members": READ | WRITE | DELETE,
+            "orders": READ | DELETE,
+            "points": READ | WRITE,
+            "stores": READ | WRITE,
+            "wechat": READ | WRITE,
+        },
+        tables={
+            "coupon-campaigns": SCAN,  # the admin's campaign list
+            "stores": SCAN,  # the store list, cached per container for "nearest"
+            "subscription-credits": READ | WRITE,
+        },
+        parameters=frozenset({"token_signing_key", "wechat_secret", "lookup_hash_key", "coupon_code_key"}),
+        services=frozenset({Service.START_ORDERS, Service.ANSWER_ORDER_WAITS}),
+    ),
+    "appointment-reminders": Access(
+        tables={"appointments": READ, "members": READ, **_SENDS_WECHAT_MESSAGES},
+        parameters=frozenset({"wechat_secret"}),
+    ),
+    "appointment-no-shows": Access(
+        tables={"appointments": READ | WRITE, "appointment-members": WRITE},
+    ),
+    "coupon-expiry": Access(
+        tables={"coupons": READ | WRITE, "coupon-campaigns": READ | WRITE, "members": READ, **_SENDS_WECHAT_MESSAGES},
+        parameters=frozenset({"wechat_secret"}),
+    ),
+    "points-expiry": Access(
+        tables={"points-balances": READ | SCAN | WRITE, "points-transfers": READ | WRITE},
+    ),
+    "tier-review": Access(
+        tables={"points-balances": SCAN | WRITE, "points-activity": READ, "members": WRITE},
+    ),
+    "ledger-audit": Access(
+        tables={"points-balances": READ | SCAN, "points-transfers": READ | SCAN},
+    ),
+    # The order tasks record their step for now; notify_store parks the task token.
+    "order_reserve": Access(),
+    "order_notify_store": Access(tables={"order-task-tokens": WRITE}),
+    "order_cancel": Access(),
+}
+
+# Only the API issues and checks tokens; a job or a task holding this key could mint an admin's.
+_API_ONLY_PARAMETERS = frozenset({"token_signing_key"})
+
+
+@dataclass(frozen=True)
+class TableGrant:
+    table: str  # the model's Meta.table, without the stage's prefix
+    indexes: tuple[str, ...]
+    verbs: Verb
+
+
+def domain_of(model: Any) -> str:
+    """`chalicelib.points.models` and `chalicelib.idempotency` are the domains `points` and `idempotency`."""
+    return model.__module__.split(".")[1]
+
+
+def _indexes(model: Any) -> tuple[str, ...]:
+    schema = model._get_schema()
+    indexes = schema["global_secondary_indexes"] + schema["local_secondary_indexes"]
+    return tuple(index["index_name"] for index in indexes)
+
+
+def table_grants(access: Access, models: Iterable[Any]) -> list[TableGrant]:
+    """The tables `access` names, each with its indexes and every verb granted on it, in table order."""
+    grants: dict[str, Verb] = {}
+    indexes: dict[str, tuple[str, ...]] = {}
+    for model in models:
+        table = model.Meta.table
+        verbs = Verb(0)
+        verbs |= access.domains.get(domain_of(model), Verb(0))
+        verbs |= access.tables.get(table, Verb(0))
+        if verbs:
+            grants[table] = verbs
+            indexes[table] = _indexes(model)
+    return [TableGrant(table, indexes[table], verbs) for table, verbs in sorted(grants.items())]
+
+
+def problems(function_names: Iterable[str], models: Iterable[Any], secret_settings: Iterable[str],
+             declarations: Mapping[str, Access] = ACCESS) -> list[str]:
+    """What keeps `declarations` from describing the app (empty when nothing does)."""
+    models = list(models)
+    names = list(function_names)
+    domains = {domain_of(model) for model in models}
+    tables = {model.Meta.table for model in models}
+    secrets = set(secret_settings)
+    found = [f"{name}: app.py defines this function but infra/access.py declares no access for it"
+             for name in names if name not in declarations]
+    found += [f"{name}: declared in infra/access.py but app.py defines no such function"
+              for name in declarations if name not in names]
+    for name, access in declarations.items():
+        found += [f"{name}: no domain {domain!r}" for domain in access.domains if domain not in domains]
+        found += [f"{name}: no table {table!r}" for table in access.tables if table not in tables]
+        found += [f"{name}: no secret setting {setting!r}" for setting in access.parameters if setting not in secrets]
+        if name != API_HANDLER:
+            found += [f"{name}: only the API handler may read {setting!r}"
+                      for setting in sorted(access.parameters & _API_ONLY_PARAMETERS)]
+    return found
