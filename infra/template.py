@@ -10,7 +10,10 @@ module adds, derived rather than copied:
 - the order state machine from infra/order.asl.json (`infra.asl.render`),
   its role, and its ARN in every function's environment;
 - what the functions may touch: the stage's tables, the order executions
-  and task tokens, the stage's SSM parameters.
+  and task tokens, the stage's SSM parameters;
+- API Gateway's own refusals (what never reaches the function: an unknown
+  method, a body too large, throttling) in the API's `{code, message}` shape,
+  never repeating a request header.
 
 Every ARN is built with `${AWS::Partition}`: a brand's stack runs in aws-cn too.
 """
@@ -36,11 +39,13 @@ __all__ = [
     "table_resource",
     "function_names",
     "function_role_resources",
+    "gateway_responses",
     "merge_template",
 ]
 
 PROJECT = Path(__file__).resolve().parent.parent
 CHALICE_CONFIG = PROJECT / ".chalice" / "config.json"
+REST_API_RESOURCE = "RestAPI"
 STATE_MACHINE_RESOURCE = "OrderStateMachine"
 STATE_MACHINE_ROLE_RESOURCE = "OrderStateMachineRole"
 DATA_ACCESS_POLICY_RESOURCE = "DataAccessPolicy"
@@ -265,6 +270,40 @@ def _state_machine(app: Any, stage: str) -> dict[str, Any]:
     return {STATE_MACHINE_ROLE_RESOURCE: role, STATE_MACHINE_RESOURCE: machine}
 
 
+# --- API Gateway's own answers ------------------------------------------------------------
+
+# Response type: (status, code, message); no status keeps API Gateway's, and
+# `$context.error.responseType` (an UPPER_SNAKE name) stands in for the code.
+# `$context.error.message` is never used: for a path without a route it quotes the Authorization header.
+_GATEWAY_REFUSALS: dict[str, tuple[int | None, str, str]] = {
+    "MISSING_AUTHENTICATION_TOKEN": (404, "NOT_FOUND", "no such path"),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "UNSUPPORTED_MEDIA_TYPE", "the body must be JSON (Content-Type: application/json)"),
+    "REQUEST_TOO_LARGE": (413, "PAYLOAD_TOO_LARGE", "the request is too large"),
+    "BAD_REQUEST_BODY": (400, "INVALID_REQUEST", "body: is not valid"),
+    "BAD_REQUEST_PARAMETERS": (400, "INVALID_REQUEST", "a parameter is not valid"),
+    "THROTTLED": (429, "THROTTLED", "too many requests, try again shortly"),
+    "QUOTA_EXCEEDED": (429, "THROTTLED", "too many requests, try again later"),
+    "INTEGRATION_TIMEOUT": (504, "UPSTREAM_TIMEOUT", "the request took too long, try again"),
+    "DEFAULT_4XX": (None, "$context.error.responseType", "the API gateway refused the request"),
+    "DEFAULT_5XX": (None, "$context.error.responseType", "the API gateway could not answer, try again"),
+}
+
+
+def gateway_responses() -> dict[str, Any]:
+    """`x-amazon-apigateway-gateway-responses`: part of the API's definition, so deployed with it."""
+    responses: dict[str, Any] = {}
+    for response_type, (status, code, message) in _GATEWAY_REFUSALS.items():
+        response: dict[str, Any] = {
+            "responseTemplates": {
+                "application/json": json.dumps({"code": code, "message": message}, separators=(",", ":")),
+            },
+        }
+        if status is not None:
+            response["statusCode"] = str(status)
+        responses[response_type] = response
+    return responses
+
+
 # --- All of it -----------------------------------------------------------------------
 
 def merge_template(app: Any, models: Iterable[Any], stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str, Any]:
@@ -281,6 +320,10 @@ def merge_template(app: Any, models: Iterable[Any], stage: str, config_path: Pat
         resources[name] = table_resource(model, prefix)
     resources.update(_state_machine(app, stage))
     resources[DATA_ACCESS_POLICY_RESOURCE] = _data_access_policy(app, stage, environment)
+    if app.routes:
+        resources[REST_API_RESOURCE] = {
+            "Properties": {"DefinitionBody": {"x-amazon-apigateway-gateway-responses": gateway_responses()}},
+        }
     return {
         "Globals": {
             "Function": {
