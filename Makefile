@@ -1,10 +1,11 @@
-# siyu: `make run` serves the whole local stack, `make test` runs every test.
+# siyu: `make run` serves the whole local stack, `make test` runs every test, `make fuzz` fuzzes the API longer.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 DDB_JAR_STAMP := local/node_modules/.siyu-installed
+FUZZ_EXAMPLES ?= 150
 
-.PHONY: run test bench package deps clean
+.PHONY: run test fuzz bench package deps clean
 
 deps: $(VENV)/.installed $(DDB_JAR_STAMP)
 
@@ -26,6 +27,10 @@ run: deps
 
 test: deps
 	$(PY) -m pytest
+
+# `make test` fuzzes every operation a little with a fixed seed; this runs more examples with a fresh one.
+fuzz: deps
+	SIYU_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SIYU_FUZZ_SEED= $(PY) -m pytest tests/test_fuzz.py -q
 
 bench: deps
 	$(PY) -m bench
