@@ -242,7 +242,8 @@ def test_a_hostile_token_payload_is_unauthenticated(api, payload):
 
 # --- Whatever a caller puts in a path or a query -----------------------------------------------
 
-HOSTILE = ["x" * 3000, "é" * 700, "😀" * 300, "%00", "%FF%FE", "..", "a%20b", "%F0%9F", "-", "0" * 65, "a.b.c.d.e"]
+HOSTILE = ["x" * 3000, "é" * 700, "😀" * 300, "%00", "%FF%FE", "..", "a%20b", "%F0%9F", "-", "0" * 65, "a.b.c.d.e",
+           "a-x.y.999912312355.180.0123456789abcdef", "a-x.y.000101010000.20.0123456789abcdef"]
 
 
 def _token_for(route: Any, callers: dict[str, str]) -> str | None:

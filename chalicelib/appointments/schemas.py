@@ -11,6 +11,8 @@ from chalicelib import clock
 from chalicelib.validation import ID_PATTERN, Day, Page, QueryModel, RequestModel, ResponseModel, Timestamp
 
 __all__ = [
+    "EARLIEST",
+    "LATEST",
     "BookingRequest",
     "RescheduleRequest",
     "SlotsQuery",
@@ -24,7 +26,7 @@ __all__ = [
 ]
 
 # Times outside these years are mistakes, and would overflow date arithmetic near the ends of time.
-_EARLIEST, _LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
+EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
 AppointmentStatus = Literal["booked", "cancelled", "checked_in", "no_show", "rescheduled"]
 
 
@@ -37,8 +39,8 @@ def _moment(value: object) -> object:
             raise ValueError("must be an ISO-8601 time such as 2026-11-23T09:30:00+08:00") from exc
         if moment.second or moment.microsecond:
             raise ValueError("must be a whole minute")
-        if not _EARLIEST.year <= moment.year <= _LATEST.year:
-            raise ValueError(f"must lie between {_EARLIEST.year} and {_LATEST.year}")
+        if not EARLIEST.year <= moment.year <= LATEST.year:
+            raise ValueError(f"must lie between {EARLIEST.year} and {LATEST.year}")
         return moment
     return value
 
@@ -65,8 +67,8 @@ def _calendar_date(value: object) -> object:
 
 
 def _plausible(value: dt.date | None) -> dt.date | None:
-    if value is not None and not _EARLIEST <= value <= _LATEST:
-        raise ValueError(f"must lie between {_EARLIEST.year} and {_LATEST.year}")
+    if value is not None and not EARLIEST <= value <= LATEST:
+        raise ValueError(f"must lie between {EARLIEST.year} and {LATEST.year}")
     return value
 
 

@@ -84,7 +84,7 @@ from chalicelib.appointments.models import (
     SlotCounter,
 )
 from chalicelib.appointments.policy import policy
-from chalicelib.appointments.schemas import BookingRequest
+from chalicelib.appointments.schemas import EARLIEST, LATEST, BookingRequest
 from chalicelib.auth import Principal
 from chalicelib.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
 from chalicelib.stores import service as stores
@@ -384,6 +384,7 @@ def _parse_id(appointment_id: str) -> _Ref:
     minutes = int(match["minutes"])
     if (
         f"{start:%Y%m%d%H%M}" != match["start"]
+        or not EARLIEST.year <= start.year <= LATEST.year
         or start.minute % GRID_MINUTES
         or minutes % GRID_MINUTES
         or minutes > MAX_SERVICE_MINUTES
