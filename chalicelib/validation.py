@@ -8,9 +8,10 @@ answer is a `Page` of items with an opaque `nextCursor`.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -21,6 +22,10 @@ __all__ = [
     "Error",
     "Timestamp",
     "Day",
+    "PlausibleMoment",
+    "PlausibleDate",
+    "EARLIEST",
+    "LATEST",
     "ID_PATTERN",
 ]
 
@@ -31,6 +36,19 @@ Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-tim
 Day = Annotated[str, WithJsonSchema({"type": "string", "format": "date"})]
 
 Item = TypeVar("Item")
+
+# Times outside these years are mistakes, and would overflow date arithmetic near the ends of time.
+EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
+
+
+def _plausible(value: dt.date) -> dt.date:
+    if not EARLIEST.year <= value.year <= LATEST.year:
+        raise ValueError(f"must lie between {EARLIEST.year} and {LATEST.year}")
+    return value
+
+
+PlausibleMoment = Annotated[dt.datetime, AfterValidator(_plausible)]
+PlausibleDate = Annotated[dt.date, AfterValidator(_plausible)]
 
 
 class RequestModel(BaseModel):

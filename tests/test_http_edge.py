@@ -292,3 +292,14 @@ def test_no_query_parameter_makes_a_route_fail(api, every_caller, value):
             answer = api.request(route.method, route.path.replace("{", "").replace("}", ""), _token_for(route, every_caller),
                                  params=params)
             assert answer.status_code < 500, (route.method, route.path, name, answer.text)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("validFrom", "0001-01-01T00:00:00+08:00"),
+    ("validFrom", "0001-01-01T00:00:00"),
+    ("validTo", "9999-12-31T23:59:59-23:59"),
+    ("claimTo", "9999-12-31T23:59:59+14:00"),
+])
+def test_a_time_at_the_ends_of_the_calendar_is_an_invalid_request(api, admin, field, value):
+    answer = api.post("/admin/campaigns", admin, json=campaign_body(**{field: value}))
+    assert_refused(answer, 400, "INVALID_REQUEST", field)

@@ -8,7 +8,17 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from chalicelib import clock
-from chalicelib.validation import ID_PATTERN, Day, Page, QueryModel, RequestModel, ResponseModel, Timestamp
+from chalicelib.validation import (
+    EARLIEST,
+    ID_PATTERN,
+    LATEST,
+    Day,
+    Page,
+    QueryModel,
+    RequestModel,
+    ResponseModel,
+    Timestamp,
+)
 
 __all__ = [
     "EARLIEST",
@@ -25,8 +35,6 @@ __all__ = [
     "StoreAppointmentPage",
 ]
 
-# Times outside these years are mistakes, and would overflow date arithmetic near the ends of time.
-EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
 AppointmentStatus = Literal["booked", "cancelled", "checked_in", "no_show", "rescheduled"]
 
 

@@ -10,7 +10,15 @@ from pydantic import Field
 
 from chalicelib.clock import SHANGHAI
 from chalicelib.errors import InvalidRequestError
-from chalicelib.validation import ID_PATTERN, Page, QueryModel, RequestModel, ResponseModel, Timestamp
+from chalicelib.validation import (
+    ID_PATTERN,
+    Page,
+    PlausibleMoment,
+    QueryModel,
+    RequestModel,
+    ResponseModel,
+    Timestamp,
+)
 
 __all__ = [
     "CampaignCreate",
@@ -57,10 +65,10 @@ class CampaignCreate(RequestModel):
     total_stock: int = Field(gt=0, le=MAX_STOCK)
     per_member_limit: int = Field(gt=0, le=100)
     shard_count: int | None = Field(default=None, gt=0, le=MAX_SHARDS)
-    valid_from: dt.datetime
-    valid_to: dt.datetime
-    claim_from: dt.datetime | None = None
-    claim_to: dt.datetime | None = None
+    valid_from: PlausibleMoment
+    valid_to: PlausibleMoment
+    claim_from: PlausibleMoment | None = None
+    claim_to: PlausibleMoment | None = None
     tiers: list[Tier] | None = Field(default=None, min_length=1)
     store_ids: list[str] | None = Field(default=None, min_length=1, max_length=200)
     sku_ids: list[str] | None = Field(default=None, min_length=1, max_length=500)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from pydantic import Field
 
-from chalicelib.validation import ID_PATTERN, Day, Page, RequestModel, ResponseModel, Timestamp
+from chalicelib.validation import ID_PATTERN, Day, Page, PlausibleDate, RequestModel, ResponseModel, Timestamp
 
 __all__ = [
     "AdjustRequest",
@@ -40,7 +38,7 @@ class OfflineMemberImport(RequestModel):
     phone: str = Field(pattern=r"^1\d{10}$")
     name: str | None = Field(default=None, min_length=1, max_length=32)
     points: int = Field(default=0, ge=0, le=MAX_POINTS)
-    expires_at: dt.date | None = None
+    expires_at: PlausibleDate | None = None
 
 
 # --- Answers -------------------------------------------------------------------------------
