@@ -1,4 +1,4 @@
-# siyu: `make run` serves the whole local stack, `make test` runs every test.
+# siyu: `make run` serves the whole local stack, `make test` runs every test, `make fuzz` fuzzes the API longer.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,8 +6,9 @@ DDB_JAR_STAMP := local/node_modules/.siyu-installed
 # checkov pins many packages of its own: it lives in its own virtualenv, away from .venv.
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := .venv-checkov/.installed-$(CHECKOV_VERSION)
+FUZZ_EXAMPLES ?= 150
 
-.PHONY: run test bench package deps clean
+.PHONY: run test fuzz bench package deps clean
 
 deps: $(VENV)/.installed $(DDB_JAR_STAMP)
 
@@ -36,6 +37,10 @@ run: deps
 # tests/test_infra_template.py runs checkov on the packaged templates.
 test: deps $(CHECKOV_STAMP)
 	$(PY) -m pytest
+
+# `make test` fuzzes every operation a little with a fixed seed; this runs more examples with a fresh one.
+fuzz: deps
+	SIYU_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SIYU_FUZZ_SEED= $(PY) -m pytest tests/test_fuzz.py -q
 
 bench: deps
 	$(PY) -m bench

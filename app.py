@@ -1,8 +1,9 @@
 """Every entry point of siyu: HTTP routes, webhooks, schedules, state-machine tasks.
 
-Each handler parses, authorises, calls one service function and shapes the
-answer. Domains load on first use (`LazyModule`) so a cold start imports only
-what its handler needs.
+Each route declares its roles and the models of its body, query and answer;
+the edge (`chalicelib.http`) authorises, parses and shapes the answer, and the
+handler calls one service function. Domains and models load on first use
+(`LazyModule`, `LazyNames`) so a cold start imports only what its handler needs.
 """
 
 from __future__ import annotations
@@ -11,146 +12,190 @@ from chalice import Chalice, Cron
 
 from chalicelib.auth import ADMIN, GUIDE, MEMBER, STAFF
 from chalicelib.http import Api, Call
-from chalicelib.lazy import LazyModule
+from chalicelib.lazy import LazyModule, LazyNames
 
 # Logging is Powertools' (chalicelib.observability), not a second plain-text handler.
 app = Chalice(app_name="siyu", configure_logs=False)
 api = Api(app)
 
 jobs = LazyModule("chalicelib.jobs")
+openapi = LazyModule("chalicelib.openapi")
 members = LazyModule("chalicelib.members.service")
-member_schemas = LazyModule("chalicelib.members.schemas")
 messaging = LazyModule("chalicelib.messaging.service")
 points = LazyModule("chalicelib.points.service")
-points_schemas = LazyModule("chalicelib.points.schemas")
 points_offline = LazyModule("chalicelib.points.offline")
 points_jobs = LazyModule("chalicelib.points.jobs")
 catalog = LazyModule("chalicelib.catalog.service")
-catalog_schemas = LazyModule("chalicelib.catalog.schemas")
 orders_flow = LazyModule("chalicelib.orders.flow")
 stores = LazyModule("chalicelib.stores.service")
-store_schemas = LazyModule("chalicelib.stores.schemas")
 appointments = LazyModule("chalicelib.appointments.service")
-appointment_schemas = LazyModule("chalicelib.appointments.schemas")
 appointment_jobs = LazyModule("chalicelib.appointments.jobs")
 coupons = LazyModule("chalicelib.coupons.service")
 coupon_claims = LazyModule("chalicelib.coupons.claims")
 coupon_codes = LazyModule("chalicelib.coupons.redemption")
 coupon_jobs = LazyModule("chalicelib.coupons.jobs")
-coupon_schemas = LazyModule("chalicelib.coupons.schemas")
+
+# The models of bodies, queries and answers, named for the route table and imported on first use.
+contract = LazyNames("chalicelib.openapi")
+member_schemas = LazyNames("chalicelib.members.schemas")
+points_schemas = LazyNames("chalicelib.points.schemas")
+catalog_schemas = LazyNames("chalicelib.catalog.schemas")
+store_schemas = LazyNames("chalicelib.stores.schemas")
+appointment_schemas = LazyNames("chalicelib.appointments.schemas")
+coupon_schemas = LazyNames("chalicelib.coupons.schemas")
+
+
+@api.get("/openapi.json", response=contract.Document)
+def openapi_document(call: Call) -> dict:
+    """This API's contract as OpenAPI 3.1, generated from these routes and their models."""
+    return openapi.document(api.routes)
 
 
 # --- Members and login ------------------------------------------------------
 
-@api.post("/auth/login")
+@api.post("/auth/login", body=member_schemas.LoginRequest, response=member_schemas.LoginAnswer)
 def login(call: Call) -> dict:
-    body = call.body(member_schemas.LoginRequest)
-    return members.login(body.code, body.scene)
+    """Log in with a `wx.login` code; `scene` binds a guide or records a referrer."""
+    return members.login(call.body.code, call.body.scene)
 
 
-@api.get("/members/me", roles=[MEMBER])
+@api.get("/members/me", roles=[MEMBER], response=member_schemas.Member)
 def get_me(call: Call) -> dict:
     return members.profile(call.caller.member_id)
 
 
-@api.put("/members/me/profile", roles=[MEMBER])
+@api.put("/members/me/profile", roles=[MEMBER], body=member_schemas.ProfileUpdate, response=member_schemas.Member)
 def update_profile(call: Call) -> dict:
-    return members.update_profile(call.caller.member_id, call.body(member_schemas.ProfileUpdate))
+    return members.update_profile(call.caller.member_id, call.body)
 
 
-@api.post("/members/me/phone", roles=[MEMBER])
+@api.post("/members/me/phone", roles=[MEMBER], body=member_schemas.PhoneRequest, response=member_schemas.Member)
 def bind_phone(call: Call) -> dict:
-    return members.bind_phone(call.caller.member_id, call.body(member_schemas.PhoneRequest).code)
+    """Bind the phone from a getPhoneNumber code; an offline member with that phone is merged in."""
+    return members.bind_phone(call.caller.member_id, call.body.code)
 
 
-@api.delete("/members/me", roles=[MEMBER])
+@api.delete("/members/me", roles=[MEMBER], status=204)
 def delete_me(call: Call) -> None:
+    """Erase the member's personal data; every token of theirs is refused from now on."""
     members.delete_member(call.caller.member_id)
 
 
-@api.get("/config/subscriptions")
+@api.get("/config/subscriptions", response=member_schemas.SubscriptionConfig)
 def subscription_templates(call: Call) -> dict:
     return {"templates": messaging.templates()}
 
 
-@api.post("/members/me/subscriptions", roles=[MEMBER])
+@api.post(
+    "/members/me/subscriptions",
+    roles=[MEMBER],
+    body=member_schemas.SubscriptionRequest,
+    response=member_schemas.SubscriptionCredits,
+)
 def accept_subscriptions(call: Call) -> dict:
-    body = call.body(member_schemas.SubscriptionRequest)
-    return messaging.accept(call.caller.member_id, body.template_ids)
+    """The subscription templates the member accepted: one message each."""
+    return messaging.accept(call.caller.member_id, call.body.template_ids)
 
 
-@api.get("/members/me/subscriptions", roles=[MEMBER])
+@api.get("/members/me/subscriptions", roles=[MEMBER], response=member_schemas.SubscriptionCredits)
 def subscription_credits(call: Call) -> dict:
     return messaging.credits(call.caller.member_id)
 
 
-@api.post("/admin/staff", roles=[ADMIN])
+@api.post("/admin/staff", roles=[ADMIN], body=member_schemas.StaffGrant, response=member_schemas.RoleGrantAnswer)
 def grant_role(call: Call) -> dict:
-    return members.grant_role(call.body(member_schemas.StaffGrant), granted_by=call.caller.member_id)
+    """Grant a role; it takes effect at the person's next login."""
+    return members.grant_role(call.body, granted_by=call.caller.member_id)
 
 
 # --- Points -------------------------------------------------------------------
 
-@api.get("/points", roles=[MEMBER])
+@api.get("/points", roles=[MEMBER], response=points_schemas.PointsOverview)
 def points_overview(call: Call) -> dict:
     return points.overview(call.caller.member_id)
 
 
-@api.get("/points/entries", roles=[MEMBER])
+@api.get("/points/entries", roles=[MEMBER], response=points_schemas.PointsEntryPage)
 def points_entries(call: Call) -> dict:
-    return points.entries(call.caller.member_id, call.limit(), call.cursor())
+    return points.entries(call.caller.member_id, call.limit, call.cursor)
 
 
-@api.post("/points/checkin", roles=[MEMBER], idempotent=True)
+@api.post("/points/checkin", roles=[MEMBER], response=points_schemas.CheckinAnswer, idempotent=True)
 def points_checkin(call: Call) -> dict:
+    """The day's check-in (Asia/Shanghai days), with the streak's bonus."""
     return points.checkin(call.caller.member_id)
 
 
-@api.post("/admin/points/adjust", roles=[ADMIN], idempotent=True)
+@api.post(
+    "/admin/points/adjust",
+    roles=[ADMIN],
+    body=points_schemas.AdjustRequest,
+    response=points_schemas.MemberPointsEntry,
+    idempotent=True,
+)
 def adjust_points(call: Call) -> dict:
-    body = call.body(points_schemas.AdjustRequest)
+    body = call.body
     return points.adjust(body.member_id, body.delta, body.reason, actor=call.caller.member_id)
 
 
-@api.post("/admin/points/reviews", roles=[ADMIN], idempotent=True)
+@api.post(
+    "/admin/points/reviews",
+    roles=[ADMIN],
+    body=points_schemas.ReviewAward,
+    response=points_schemas.MemberPointsEntry,
+    idempotent=True,
+)
 def award_review_points(call: Call) -> dict:
-    body = call.body(points_schemas.ReviewAward)
-    return points.approve_review(body.member_id, body.review_id, actor=call.caller.member_id)
+    """Points for a review an admin approved, once per review."""
+    return points.approve_review(call.body.member_id, call.body.review_id, actor=call.caller.member_id)
 
 
-@api.post("/admin/members/offline", roles=[ADMIN], idempotent=True, status=201)
+@api.post(
+    "/admin/members/offline",
+    roles=[ADMIN],
+    body=points_schemas.OfflineMemberImport,
+    response=points_schemas.OfflineMember,
+    idempotent=True,
+    status=201,
+)
 def import_offline_member(call: Call) -> dict:
-    body = call.body(points_schemas.OfflineMemberImport)
-    return points_offline.import_offline_member(body, actor=call.caller.member_id)
+    """A member of the stores' POS and the points it holds there."""
+    return points_offline.import_offline_member(call.body, actor=call.caller.member_id)
 
 
 # --- Catalog and inventory ---------------------------------------------------
 
-@api.get("/skus")
+@api.get("/skus", response=catalog_schemas.SkuPage)
 def list_skus(call: Call) -> dict:
-    return catalog.list_skus(call.limit(), call.cursor())
+    return catalog.list_skus(call.limit, call.cursor)
 
 
-@api.get("/skus/{skuId}")
+@api.get("/skus/{skuId}", response=catalog_schemas.Sku)
 def get_sku(call: Call) -> dict:
     return catalog.get_sku(call.params["skuId"])
 
 
-@api.put("/admin/skus/{skuId}", roles=[ADMIN])
+@api.put("/admin/skus/{skuId}", roles=[ADMIN], body=catalog_schemas.SkuPut, response=catalog_schemas.Sku)
 def put_sku(call: Call) -> dict:
+    """Create or replace a SKU."""
     sku_id = catalog.check_id("skuId", call.params["skuId"])
-    return catalog.put_sku(sku_id, call.body(catalog_schemas.SkuPut))
+    return catalog.put_sku(sku_id, call.body)
 
 
-@api.put("/admin/inventory/{storeId}/{skuId}", roles=[ADMIN, STAFF])
+@api.put(
+    "/admin/inventory/{storeId}/{skuId}",
+    roles=[ADMIN, STAFF],
+    body=catalog_schemas.InventoryPut,
+    response=catalog_schemas.StockLevel,
+)
 def set_inventory(call: Call) -> dict:
+    """Set a location's stock on hand (`warehouse` is the central warehouse)."""
     store_id = catalog.check_id("storeId", call.params["storeId"])
     call.caller.require_store(store_id)
-    body = call.body(catalog_schemas.InventoryPut)
-    return catalog.set_on_hand(store_id, call.params["skuId"], body.on_hand)
+    return catalog.set_on_hand(store_id, call.params["skuId"], call.body.on_hand)
 
 
-@api.get("/admin/inventory/{storeId}/{skuId}", roles=[ADMIN, STAFF])
+@api.get("/admin/inventory/{storeId}/{skuId}", roles=[ADMIN, STAFF], response=catalog_schemas.StockLevel)
 def get_inventory(call: Call) -> dict:
     store_id = catalog.check_id("storeId", call.params["storeId"])
     call.caller.require_store(store_id)
@@ -159,126 +204,193 @@ def get_inventory(call: Call) -> dict:
 
 # --- Stores and appointments -------------------------------------------------
 
-@api.get("/stores")
+@api.get("/stores", query=store_schemas.StoresQuery, response=store_schemas.StorePage)
 def list_stores(call: Call) -> dict:
-    return stores.nearest(call.query_as(store_schemas.StoresQuery), call.limit(), call.query.get("cursor"))
+    """Stores nearest first from (lat, lng), within radiusKm if given."""
+    return stores.nearest(call.query, call.limit, call.cursor)
 
 
-@api.get("/stores/{storeId}")
+@api.get("/stores/{storeId}", response=store_schemas.Store)
 def get_store(call: Call) -> dict:
     return stores.store_view(stores.find_store(call.params["storeId"]))
 
 
-@api.put("/admin/stores/{storeId}", roles=[ADMIN])
+@api.put("/admin/stores/{storeId}", roles=[ADMIN], body=store_schemas.StoreSpec, response=store_schemas.Store)
 def put_store(call: Call) -> dict:
+    """Create or replace a store, its opening hours and services."""
     store_id = stores.check_store_id(call.params["storeId"])
-    return stores.put_store(store_id, call.body(store_schemas.StoreSpec), updated_by=call.caller.member_id)
+    return stores.put_store(store_id, call.body, updated_by=call.caller.member_id)
 
 
-@api.get("/stores/{storeId}/slots")
+@api.get("/stores/{storeId}/slots", query=appointment_schemas.SlotsQuery, response=appointment_schemas.DaySlots)
 def store_slots(call: Call) -> dict:
-    query = call.query_as(appointment_schemas.SlotsQuery)
-    return appointments.slots(call.params["storeId"], query.service_id, query.date)
+    return appointments.slots(call.params["storeId"], call.query.service_id, call.query.date)
 
 
-@api.post("/appointments", roles=[MEMBER], idempotent=True)
+@api.post(
+    "/appointments",
+    roles=[MEMBER],
+    body=appointment_schemas.BookingRequest,
+    response=appointment_schemas.Appointment,
+    idempotent=True,
+)
 def book_appointment(call: Call) -> dict:
-    return appointments.book(call.caller.member_id, call.body(appointment_schemas.BookingRequest))
+    return appointments.book(call.caller.member_id, call.body)
 
 
-@api.get("/members/me/appointments", roles=[MEMBER])
+@api.get(
+    "/members/me/appointments",
+    roles=[MEMBER],
+    query=appointment_schemas.MyAppointmentsQuery,
+    response=appointment_schemas.AppointmentPage,
+)
 def my_appointments(call: Call) -> dict:
-    query = call.query_as(appointment_schemas.MyAppointmentsQuery)
-    return appointments.member_appointments(
-        call.caller.member_id, query.status, call.limit(), call.query.get("cursor")
-    )
+    return appointments.member_appointments(call.caller.member_id, call.query.status, call.limit, call.cursor)
 
 
-@api.get("/appointments/{appointmentId}", roles=[MEMBER])
+@api.get("/appointments/{appointmentId}", roles=[MEMBER], response=appointment_schemas.Appointment)
 def get_appointment(call: Call) -> dict:
     return appointments.member_appointment(call.caller.member_id, call.params["appointmentId"])
 
 
-@api.post("/appointments/{appointmentId}/cancel", roles=[MEMBER], idempotent=True)
+@api.post(
+    "/appointments/{appointmentId}/cancel",
+    roles=[MEMBER],
+    response=appointment_schemas.Appointment,
+    idempotent=True,
+)
 def cancel_appointment(call: Call) -> dict:
     return appointments.cancel(call.caller.member_id, call.params["appointmentId"])
 
 
-@api.post("/appointments/{appointmentId}/reschedule", roles=[MEMBER], idempotent=True)
+@api.post(
+    "/appointments/{appointmentId}/reschedule",
+    roles=[MEMBER],
+    body=appointment_schemas.RescheduleRequest,
+    response=appointment_schemas.Appointment,
+    idempotent=True,
+)
 def reschedule_appointment(call: Call) -> dict:
-    body = call.body(appointment_schemas.RescheduleRequest)
-    return appointments.reschedule(call.caller.member_id, call.params["appointmentId"], body.start)
+    """Move the booking: the answer is the new booking, the old one reads `rescheduled`."""
+    return appointments.reschedule(call.caller.member_id, call.params["appointmentId"], call.body.start)
 
 
-@api.get("/store/appointments", roles=[STAFF, GUIDE, ADMIN])
+@api.get(
+    "/store/appointments",
+    roles=[STAFF, GUIDE, ADMIN],
+    query=appointment_schemas.StoreDayQuery,
+    response=appointment_schemas.StoreAppointmentPage,
+)
 def store_appointments(call: Call) -> dict:
-    query = call.query_as(appointment_schemas.StoreDayQuery)
-    return appointments.store_appointments(
-        call.caller, query.store_id, query.date, call.limit(), call.query.get("cursor")
-    )
+    """A store's bookings of a day; staff and guides see their own store's."""
+    query = call.query
+    return appointments.store_appointments(call.caller, query.store_id, query.date, call.limit, call.cursor)
 
 
-@api.post("/store/appointments/{appointmentId}/checkin", roles=[STAFF, ADMIN], idempotent=True)
+@api.post(
+    "/store/appointments/{appointmentId}/checkin",
+    roles=[STAFF, ADMIN],
+    response=appointment_schemas.StoreAppointment,
+    idempotent=True,
+)
 def check_in_appointment(call: Call) -> dict:
     return appointments.check_in(call.caller, call.params["appointmentId"])
 
 
 # --- Coupons ----------------------------------------------------------------
 
-@api.get("/coupons/campaigns", roles=[MEMBER])
+@api.get("/coupons/campaigns", roles=[MEMBER], response=coupon_schemas.OpenCampaignPage)
 def open_campaigns(call: Call) -> dict:
-    return coupons.open_campaigns(call.caller.member_id)
+    """Campaigns open to this member now."""
+    return coupons.open_campaigns(call.caller.member_id, call.limit, call.cursor)
 
 
-@api.post("/coupons/campaigns/{campaignId}/claim", roles=[MEMBER], idempotent=True)
+@api.post(
+    "/coupons/campaigns/{campaignId}/claim",
+    roles=[MEMBER],
+    response=coupon_schemas.Coupon,
+    idempotent=True,
+)
 def claim_coupon(call: Call) -> dict:
     return coupon_claims.claim(call.caller.member_id, call.params["campaignId"])
 
 
-@api.get("/members/me/coupons", roles=[MEMBER])
+@api.get(
+    "/members/me/coupons",
+    roles=[MEMBER],
+    query=coupon_schemas.CouponListQuery,
+    response=coupon_schemas.CouponPage,
+)
 def my_coupons(call: Call) -> dict:
-    query = call.query_as(coupon_schemas.CouponListQuery)
-    return coupons.member_coupons(call.caller.member_id, query.status, call.limit(), call.query.get("cursor"))
+    return coupons.member_coupons(call.caller.member_id, call.query.status, call.limit, call.cursor)
 
 
-@api.get("/coupons/{couponId}/code", roles=[MEMBER])
+@api.get("/coupons/{couponId}/code", roles=[MEMBER], response=coupon_schemas.CouponCode)
 def coupon_code(call: Call) -> dict:
+    """A signed, short-lived code of the member's coupon for the store's scanner."""
     return coupon_codes.issue_code(call.caller.member_id, call.params["couponId"])
 
 
-@api.post("/store/coupons/redeem", roles=[STAFF], idempotent=True)
+@api.post(
+    "/store/coupons/redeem",
+    roles=[STAFF],
+    body=coupon_schemas.RedeemRequest,
+    response=coupon_schemas.Coupon,
+    idempotent=True,
+)
 def redeem_coupon(call: Call) -> dict:
-    return coupon_codes.redeem(call.body(coupon_schemas.RedeemRequest).payload, call.caller.store_id)
+    """Redeem a scanned coupon code at the staff member's own store."""
+    return coupon_codes.redeem(call.body.payload, call.caller.store_id)
 
 
-@api.post("/points/exchange", roles=[MEMBER], idempotent=True)
+@api.post(
+    "/points/exchange",
+    roles=[MEMBER],
+    body=coupon_schemas.CampaignRef,
+    response=coupon_schemas.Coupon,
+    idempotent=True,
+)
 def exchange_points(call: Call) -> dict:
-    return coupon_claims.exchange(call.caller.member_id, call.body(coupon_schemas.CampaignRef).campaign_id)
+    """Spend points on a coupon of a points-exchange campaign, in one step."""
+    return coupon_claims.exchange(call.caller.member_id, call.body.campaign_id)
 
 
-@api.post("/guide/customers/{memberId}/coupons", roles=[GUIDE], idempotent=True)
+@api.post(
+    "/guide/customers/{memberId}/coupons",
+    roles=[GUIDE],
+    body=coupon_schemas.CampaignRef,
+    response=coupon_schemas.Coupon,
+    idempotent=True,
+)
 def give_coupon(call: Call) -> dict:
-    body = call.body(coupon_schemas.CampaignRef)
-    return coupon_claims.give(call.caller.guide_id, call.params["memberId"], body.campaign_id)
+    """A guide gives a coupon of a guide campaign to a customer bound to them."""
+    return coupon_claims.give(call.caller.guide_id, call.params["memberId"], call.body.campaign_id)
 
 
-@api.post("/admin/campaigns", roles=[ADMIN], status=201)
+@api.post(
+    "/admin/campaigns",
+    roles=[ADMIN],
+    body=coupon_schemas.CampaignCreate,
+    response=coupon_schemas.AdminCampaign,
+    status=201,
+)
 def create_campaign(call: Call) -> dict:
-    return coupons.create_campaign(call.body(coupon_schemas.CampaignCreate), created_by=call.caller.member_id)
+    return coupons.create_campaign(call.body, created_by=call.caller.member_id)
 
 
-@api.get("/admin/campaigns", roles=[ADMIN])
+@api.get("/admin/campaigns", roles=[ADMIN], response=coupon_schemas.AdminCampaignPage)
 def list_campaigns(call: Call) -> dict:
-    return coupons.admin_campaigns(call.limit(), call.cursor())
+    return coupons.admin_campaigns(call.limit, call.cursor)
 
 
-@api.get("/admin/campaigns/{campaignId}", roles=[ADMIN])
+@api.get("/admin/campaigns/{campaignId}", roles=[ADMIN], response=coupon_schemas.AdminCampaign)
 def get_campaign(call: Call) -> dict:
     return coupons.admin_campaign(call.params["campaignId"])
 
 
-@api.post("/admin/campaigns/{campaignId}/stop", roles=[ADMIN])
+@api.post("/admin/campaigns/{campaignId}/stop", roles=[ADMIN], response=coupon_schemas.AdminCampaign)
 def stop_campaign(call: Call) -> dict:
+    """No more claims; coupons already held stay valid."""
     return coupons.stop_campaign(call.params["campaignId"], stopped_by=call.caller.member_id)
 
 

@@ -75,25 +75,40 @@ def issue_token(principal: Principal) -> tuple[str, int]:
 
 def verify_token(token: str) -> Principal:
     parts = token.split(".")
-    if len(parts) != 3 or parts[0] != _VERSION:
+    if len(parts) != 3 or parts[0] != _VERSION or not token.isascii():
         raise UnauthenticatedError("malformed token")
     try:
         signature = _b64decode(parts[2])
-        claims = json.loads(_b64decode(parts[1]))
     except (binascii.Error, ValueError) as exc:
         raise UnauthenticatedError("malformed token") from exc
+    # The signature first: nothing a caller made up is parsed.
     if not hmac.compare_digest(signature, _sign(f"{parts[0]}.{parts[1]}".encode())):
         raise UnauthenticatedError("token signature does not match")
-    if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int):
-        raise UnauthenticatedError("malformed token")
-    if claims["exp"] <= clock.epoch_seconds():
+    try:
+        claims = json.loads(_b64decode(parts[1]))
+    except (binascii.Error, ValueError, RecursionError) as exc:
+        raise UnauthenticatedError("malformed token") from exc
+    principal, expiry = _principal(claims)
+    if expiry <= clock.epoch_seconds():
         raise UnauthenticatedError("token expired")
-    return Principal(
-        member_id=str(claims["sub"]),
-        roles=frozenset(claims.get("roles", [])) | {MEMBER},
-        store_id=claims.get("store"),
-        guide_id=claims.get("guide"),
-    )
+    return principal
+
+
+def _principal(claims: object) -> tuple[Principal, int]:
+    """The caller the claims name and when they expire, if they have the shape `issue_token` gives them."""
+    if not isinstance(claims, dict):
+        raise UnauthenticatedError("malformed token")
+    subject, roles, expiry = claims.get("sub"), claims.get("roles", []), claims.get("exp")
+    store, guide = claims.get("store"), claims.get("guide")
+    if (
+        not isinstance(subject, str) or not subject
+        or not isinstance(roles, list) or not all(isinstance(role, str) for role in roles)
+        or not isinstance(expiry, int) or isinstance(expiry, bool)
+        or not isinstance(store, (str, type(None)))
+        or not isinstance(guide, (str, type(None)))
+    ):
+        raise UnauthenticatedError("malformed token")
+    return Principal(member_id=subject, roles=frozenset(roles) | {MEMBER}, store_id=store, guide_id=guide), expiry
 
 
 def from_header(authorization: str | None) -> Principal:

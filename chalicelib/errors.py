@@ -12,8 +12,10 @@ __all__ = [
     "UnauthenticatedError",
     "ForbiddenError",
     "NotFoundError",
+    "MethodNotAllowedError",
     "ConflictError",
     "IdempotencyKeyReusedError",
+    "UnsupportedMediaTypeError",
     "UpstreamUnavailableError",
 ]
 
@@ -60,6 +62,16 @@ class NotFoundError(SiyuError):
     default_message = "not found"
 
 
+class MethodNotAllowedError(SiyuError):
+    status = 405
+    code = "METHOD_NOT_ALLOWED"
+    default_message = "this path does not take this method"
+
+    def __init__(self, allowed: list[str]) -> None:
+        self.allowed = sorted(allowed)
+        super().__init__(f"this path takes {', '.join(self.allowed)}")
+
+
 class ConflictError(SiyuError):
     """A business rule said no."""
 
@@ -72,6 +84,12 @@ class IdempotencyKeyReusedError(SiyuError):
     status = 422
     code = "IDEMPOTENCY_KEY_REUSED"
     default_message = "this Idempotency-Key was used with a different request"
+
+
+class UnsupportedMediaTypeError(SiyuError):
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    default_message = "the body must be JSON (Content-Type: application/json)"
 
 
 class UpstreamUnavailableError(SiyuError):

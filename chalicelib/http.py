@@ -1,150 +1,277 @@
-"""The HTTP edge: routes declared with their roles, bodies validated, errors shaped.
+"""The HTTP edge: a table of routes with their roles and models; every request parsed once, every answer shaped.
 
     api = Api(app)
 
-    @api.post("/points/checkin", roles=[MEMBER], idempotent=True)
-    def checkin(call: Call) -> dict: ...
+    @api.post("/appointments", roles=[MEMBER], body=schemas.BookingRequest,
+              response=schemas.Appointment, idempotent=True)
+    def book(call: Call) -> dict: ...
 
-A view takes a `Call` and returns the JSON body (a dict), or None for 204.
-Every `SiyuError` becomes `{"code", "message"}` with its status; anything else
-is logged and answered 500 without details.
+Before the view runs, the edge authorises the caller, reads the body once as
+JSON (refused with 400 if it is not, whatever the route), validates it and the
+query with the route's models, and for a list reads `limit` and unseals
+`cursor`. The view returns a dict (or None for 204); the edge seals a list's
+`nextCursor` and passes the answer through the route's response model. Every
+`SiyuError` becomes `{"code", "message"}` with its status; anything else is
+logged and answered 500 without details. Unknown paths and methods get the same
+shape (404, 405) from fallback routes. Models are named lazily (`LazyName`), so
+importing the app imports none of them.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 from chalice import Chalice, Response
 from chalice.app import Request
 
-from chalicelib import auth
-from chalicelib.errors import ForbiddenError, InvalidRequestError, SiyuError, UnauthenticatedError
+from chalicelib import auth, cursors
+from chalicelib.errors import (
+    ForbiddenError,
+    InvalidRequestError,
+    MethodNotAllowedError,
+    NotFoundError,
+    SiyuError,
+    UnauthenticatedError,
+    UnsupportedMediaTypeError,
+)
 
-__all__ = ["Api", "Call", "encode_cursor", "decode_cursor", "page_limit"]
+__all__ = ["Api", "Call", "Route", "resolve", "DEFAULT_PAGE", "MAX_PAGE", "MAX_PATH_PARAMETER", "GREEDY_PATH"]
 
-T = TypeVar("T")
 View = Callable[["Call"], Any]
 
 DEFAULT_PAGE, MAX_PAGE = 20, 100
-# Bodies are read as JSON whatever the header says (`curl -d` sends form encoding).
-ACCEPTED_CONTENT_TYPES = ["application/json", "application/x-www-form-urlencoded", "text/plain"]
+MAX_PATH_PARAMETER = 256
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+# API Gateway's catch-all resource: every path no route declares.
+GREEDY_PATH = "/{proxy+}"
+# Bodies are read as JSON whatever these say (`curl -d` sends form encoding); other media types are refused.
+JSON_MEDIA_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded", "text/plain"})
+_ANY_MEDIA_TYPE = ["*/*"]
+_LIMIT = re.compile(r"[0-9]{1,3}")
+_JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+
+
+def resolve(model: Any) -> Any:
+    """A model named lazily (`LazyName`) or directly."""
+    return _resolved(model) if model is not None else None
+
+
+@functools.cache
+def _resolved(model: Any) -> Any:
+    return model.resolve() if hasattr(model, "resolve") else model
+
+
+@dataclass(frozen=True)
+class Route:
+    """One operation of the API, as /openapi.json describes it."""
+
+    method: str
+    path: str
+    view: View
+    roles: frozenset[str]
+    body: Any = None
+    query: Any = None
+    response: Any = None
+    status: int = 200
+    idempotent: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.view.__name__
+
+    @property
+    def summary(self) -> str | None:
+        doc = (self.view.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else None
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+    @property
+    def paged(self) -> bool:
+        from chalicelib.validation import Page
+
+        model = resolve(self.response)
+        return isinstance(model, type) and issubclass(model, Page)
 
 
 class Call:
-    """What a view needs from the request: caller, parameters, validated body."""
+    """What a view needs from the request: caller, path parameters, validated body and query, the page asked for."""
 
-    def __init__(self, request: Request, params: Mapping[str, str], caller: auth.Principal | None) -> None:
+    def __init__(
+        self,
+        request: Request,
+        params: Mapping[str, str],
+        caller: auth.Principal | None,
+        *,
+        body: Any = None,
+        query: Any = None,
+        limit: int = DEFAULT_PAGE,
+        cursor: dict[str, Any] | None = None,
+    ) -> None:
         self.request = request
         self.params = dict(params)
-        self._caller = caller
+        self.principal = caller
+        self.body = body
+        self.query = query
+        self.limit = limit
+        self.cursor = cursor
 
     @property
     def caller(self) -> auth.Principal:
-        if self._caller is None:
+        """The authenticated caller (a public route's may be absent: `principal` is then None)."""
+        if self.principal is None:
             raise UnauthenticatedError()
-        return self._caller
-
-    @property
-    def query(self) -> dict[str, str]:
-        return dict(self.request.query_params or {})
+        return self.principal
 
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)
 
-    @functools.cached_property
-    def raw_body(self) -> bytes:
-        return self.request.raw_body or b""
 
-    def json(self) -> Any:
-        """The body as JSON; an empty body reads as `{}`."""
-        if not self.raw_body.strip():
-            return {}
-        try:
-            return json.loads(self.raw_body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidRequestError("body", "is not valid JSON") from exc
+# --- Reading a request ----------------------------------------------------------------------
 
-    def body(self, model: type[T]) -> T:
-        """The body validated by a pydantic model, strictly (no "12" for 12)."""
-        from pydantic import ValidationError
+def _raw_body(request: Request) -> bytes:
+    try:
+        raw = request.raw_body or b""
+    except (UnicodeError, ValueError) as exc:  # a body API Gateway passed as text that is not UTF-8
+        raise InvalidRequestError("body", "is not valid JSON") from exc
+    if raw.strip():
+        media_type = (request.headers.get("content-type") or "application/json").partition(";")[0].strip().lower()
+        if media_type not in JSON_MEDIA_TYPES and not media_type.endswith("+json"):
+            raise UnsupportedMediaTypeError()
+    return raw
 
-        raw = self.raw_body if self.raw_body.strip() else b"{}"
-        try:
-            return model.model_validate_json(raw, strict=True)  # type: ignore[attr-defined]
-        except ValidationError as exc:
-            raise _invalid(exc, default_field="body") from exc
 
-    def query_as(self, model: type[T]) -> T:
-        """Query parameters validated by a pydantic model (strings coerced)."""
-        from pydantic import ValidationError
+def _path_params(params: Mapping[str, str]) -> dict[str, str]:
+    """Ids as a caller may write them; what no id can be is refused before a service looks it up."""
+    for name, value in params.items():
+        if not 0 < len(value) <= MAX_PATH_PARAMETER or not value.isprintable():
+            raise InvalidRequestError(name, f"must be 1 to {MAX_PATH_PARAMETER} printable characters")
+    return dict(params)
 
-        try:
-            return model.model_validate(self.query)  # type: ignore[attr-defined]
-        except ValidationError as exc:
-            raise _invalid(exc, default_field="query") from exc
 
-    def limit(self) -> int:
-        return page_limit(self.query.get("limit"))
-
-    def cursor(self) -> dict[str, Any] | None:
-        return decode_cursor(self.query.get("cursor"))
+def _sentence(message: str) -> str:
+    """A pydantic message as the tail of ours: what it quotes keeps its case."""
+    message = message.removeprefix("Value error, ")
+    return message[:1].lower() + message[1:] if message[1:2].islower() else message
 
 
 def _invalid(exc: Any, default_field: str) -> InvalidRequestError:
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first.get("loc", ())) or default_field
+    first = exc.errors(include_url=False)[0]
     if first.get("type") == "json_invalid":
         return InvalidRequestError("body", "is not valid JSON")
-    return InvalidRequestError(field, first.get("msg", "is invalid").lower())
+    location = [str(part) for part in first.get("loc", ())]
+    if not location:
+        return InvalidRequestError(default_field, "must be a JSON object")
+    return InvalidRequestError(".".join(location), _sentence(first.get("msg", "is invalid")))
 
 
-def page_limit(raw: str | None) -> int:
+def _body(route: Route, raw: bytes) -> Any:
+    """The body validated by the route's model (strictly: no "12" for 12), or checked to be JSON."""
+    from pydantic import ValidationError
+
+    model = resolve(route.body)
+    if model is None:
+        if raw.strip():
+            from pydantic_core import from_json
+
+            try:
+                from_json(raw)
+            except ValueError as exc:
+                raise InvalidRequestError("body", "is not valid JSON") from exc
+        return None
+    try:
+        return model.model_validate_json(raw if raw.strip() else b"{}", strict=True)
+    except ValidationError as exc:
+        raise _invalid(exc, "body") from exc
+
+
+def _query(route: Route, query: Mapping[str, str]) -> Any:
+    from pydantic import ValidationError
+
+    model = resolve(route.query)
+    if model is None:
+        return None
+    try:
+        return model.model_validate(query)
+    except ValidationError as exc:
+        raise _invalid(exc, "query") from exc
+
+
+def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= MAX_PAGE:
         raise InvalidRequestError("limit", f"must be an integer from 1 to {MAX_PAGE}")
     return int(raw)
 
 
-def encode_cursor(last_key: Mapping[str, Any] | None) -> str | None:
-    if not last_key:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(last_key, separators=(",", ":")).encode()).decode()
+def _binding(route: Route, caller: auth.Principal | None, params: Mapping[str, str], query: Any) -> str:
+    """What a list's cursor is bound to: whose list (a public one is everyone's), which route, which filters."""
+    owner = caller.member_id if route.roles and caller is not None else ""
+    filters = query.model_dump(mode="json", by_alias=True, exclude_none=True) if query is not None else {}
+    return json.dumps([owner, route.method, route.path, dict(params), filters], sort_keys=True, ensure_ascii=True)
 
 
-def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
-    if not cursor:
-        return None
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequestError("cursor", "is not a cursor this API gave out") from exc
-    if not isinstance(value, dict):
-        raise InvalidRequestError("cursor", "is not a cursor this API gave out")
-    return value
+def _authorize(request: Request, roles: frozenset[str]) -> auth.Principal | None:
+    header = request.headers.get("authorization")
+    if not roles:
+        # Public routes still know a caller who sent a valid token.
+        try:
+            return auth.from_header(header) if header else None
+        except UnauthenticatedError:
+            return None
+    caller = auth.from_header(header)
+    if not roles & caller.roles:
+        raise ForbiddenError()
+    return caller
 
 
-def _json_response(status: int, body: Any) -> Response:
-    if body is None:
-        return Response(body="", status_code=204)
-    return Response(
-        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-        status_code=status,
-        headers={"Content-Type": "application/json; charset=utf-8"},
-    )
+# --- Answering ----------------------------------------------------------------------------------
+
+def _json_response(status: int, body: str, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(body=body, status_code=status, headers={**_JSON_HEADERS, **(headers or {})})
+
+
+def _error_response(error: SiyuError, method: str) -> Response:
+    headers = {"Allow": ", ".join(error.allowed)} if isinstance(error, MethodNotAllowedError) else {}
+    if method == "HEAD":
+        return Response(body="", status_code=error.status, headers=headers)
+    body = json.dumps(error.body(), ensure_ascii=False, separators=(",", ":"))
+    return _json_response(error.status, body, headers)
+
+
+def _serialise(route: Route, answer: Any) -> str:
+    """The answer through the route's model: what the schema says, and only that."""
+    model = resolve(route.response)
+    return model.model_validate(answer).model_dump_json(by_alias=True, exclude_unset=True)
 
 
 class Api:
-    """Declares routes on a Chalice app with roles, idempotency and error shaping."""
+    """Declares routes on a Chalice app with roles, models, idempotency and error shaping."""
 
     def __init__(self, app: Chalice) -> None:
         self.app = app
+        self._routes: list[Route] = []
+        self._methods: dict[str, set[str]] = {}
+        for path in ("/", GREEDY_PATH):
+            for method in METHODS:
+                self._fallback(path, method, self._not_found)
+        for entry in self.app.routes[GREEDY_PATH].values():
+            # Chalice reads `{proxy+}` as an argument named "proxy+"; API Gateway passes it as "proxy".
+            entry.view_args = ["proxy"]
+        self.app.register_middleware(self._in_shape, "http")
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        return tuple(self._routes)
 
     def route(
         self,
@@ -152,18 +279,24 @@ class Api:
         method: str,
         *,
         roles: Iterable[str] | None = None,
-        idempotent: bool = False,
+        body: Any = None,
+        query: Any = None,
+        response: Any = None,
         status: int = 200,
+        idempotent: bool = False,
     ) -> Callable[[View], View]:
-        required = frozenset(roles or ())
+        if response is None and status != 204:
+            raise ValueError(f"{method} {path}: name the model of its answer (response=...)")
 
         def decorate(view: View) -> View:
+            route = Route(method, path, view, frozenset(roles or ()), body, query, response, status, idempotent)
+
             def handle(**params: str) -> Response:
-                return self._dispatch(view, params, required, idempotent, status)
+                return self._dispatch(route, params)
 
             handle.__name__ = view.__name__
             handle.__doc__ = view.__doc__
-            self.app.route(path, methods=[method], content_types=ACCEPTED_CONTENT_TYPES)(handle)
+            self._declare(route, handle)
             return view
 
         return decorate
@@ -180,65 +313,128 @@ class Api:
     def delete(self, path: str, **options: Any) -> Callable[[View], View]:
         return self.route(path, "DELETE", **options)
 
-    def _dispatch(
-        self, view: View, params: Mapping[str, str], roles: frozenset[str], idempotent: bool, status: int
-    ) -> Response:
-        from chalicelib.observability import logger, traced
+    # --- The route table -------------------------------------------------------------------------
 
-        request = self.app.current_request
+    def _declare(self, route: Route, handle: Callable[..., Response]) -> None:
+        declared = self._methods.setdefault(route.path, set())
+        if route.method in declared:
+            raise ValueError(f"{route.method} {route.path} is declared twice")
+        declared.add(route.method)
+        # The fallbacks stand for the methods nobody declared; this one is declared now.
+        self.app.routes[route.path].pop(route.method, None)
+        self.app.route(route.path, methods=[route.method], content_types=_ANY_MEDIA_TYPE)(handle)
+        for method in METHODS:
+            if method not in self.app.routes[route.path]:
+                self._fallback(route.path, method, self._method_not_allowed)
+        self._routes.append(route)
+
+    def _fallback(self, path: str, method: str, answer: Callable[[str, str], SiyuError]) -> None:
+        def fallback(**_: str) -> Response:
+            request = self.app.current_request
+            return self._log(request, answer.__name__.strip("_"), lambda: _error_response(answer(path, method), method))
+
+        fallback.__name__ = answer.__name__.strip("_")
+        self.app.route(path, methods=[method], content_types=_ANY_MEDIA_TYPE)(fallback)
+
+    def _not_found(self, path: str, method: str) -> SiyuError:
+        return NotFoundError("no such path")
+
+    def _method_not_allowed(self, path: str, method: str) -> SiyuError:
+        return MethodNotAllowedError(sorted(self._methods.get(path, ())))
+
+    def _in_shape(self, request: Request, get_response: Callable[[Request], Response]) -> Response:
+        """What Chalice answers by itself (a method no route takes, a failure before a view) in the API's shape."""
+        from chalicelib.observability import logger
+
+        try:
+            response = get_response(request)
+        except Exception:
+            logger().exception("unhandled error", extra={"path": request.path, "method": request.method})
+            return _error_response(SiyuError(), request.method)
+        if not (isinstance(response.body, dict) and "Code" in response.body):
+            return response
+        path = (request.context or {}).get("resourcePath")
+        error: SiyuError
+        if response.status_code == 405 and path in self._methods:
+            error = MethodNotAllowedError(sorted(self._methods[path]))
+        elif response.status_code == 405:
+            error = NotFoundError("no such path")
+        elif response.status_code == 415:
+            error = UnsupportedMediaTypeError()
+        else:
+            error = SiyuError()
+        return _error_response(error, request.method)
+
+    # --- A request ------------------------------------------------------------------------------
+
+    def _log(self, request: Request, name: str, respond: Callable[[], Response]) -> Response:
+        from chalicelib.observability import logger
+
         logger().set_correlation_id((request.context or {}).get("requestId"))
         started = time.perf_counter()
-        with traced(view.__name__):
-            response = self._respond(view, request, params, roles, idempotent, status)
+        response = respond()
         logger().info(
             "request",
             extra={
                 "method": request.method,
-                "route": view.__name__,
+                "route": name,
                 "status": response.status_code,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
         return response
 
-    def _respond(
-        self, view: View, request: Request, params: Mapping[str, str], roles: frozenset[str], idempotent: bool, status: int
-    ) -> Response:
+    def _dispatch(self, route: Route, params: Mapping[str, str]) -> Response:
+        from chalicelib.observability import traced
+
+        request = self.app.current_request
+
+        def respond() -> Response:
+            with traced(route.name):
+                return self._respond(route, request, params)
+
+        return self._log(request, route.name, respond)
+
+    def _respond(self, route: Route, request: Request, params: Mapping[str, str]) -> Response:
         from chalicelib.observability import logger
 
         try:
-            caller = _authorize(request, roles)
-            call = Call(request, params, caller)
-            key = request.headers.get("idempotency-key") if idempotent else None
-            if key and caller is not None:
+            call, binding = self._call(route, request, params)
+            key = request.headers.get("idempotency-key") if route.idempotent else None
+            if key and call.principal is not None:
                 from chalicelib import idempotency
 
+                payload = call.body.model_dump(mode="json") if call.body is not None else None
                 answer = idempotency.run_once(
-                    scope=f"{caller.member_id}#{request.method} {request.path}#{json.dumps(call.params, sort_keys=True)}",
+                    scope=f"{call.caller.member_id}#{request.method} {request.path}#{json.dumps(call.params, sort_keys=True)}",
                     key=key,
-                    payload=call.json(),
-                    action=lambda: view(call),
+                    payload=payload,
+                    action=lambda: route.view(call),
                     lambda_context=self.app.lambda_context,
                 )
             else:
-                answer = view(call)
-            return _json_response(status, answer)
+                answer = route.view(call)
+            if answer is None or route.status == 204:
+                return Response(body="", status_code=204)
+            if binding is not None:
+                answer = {**answer, "nextCursor": cursors.seal(answer.get("nextCursor"), binding)}
+            return _json_response(route.status, _serialise(route, answer))
         except SiyuError as error:
-            return _json_response(error.status, error.body())
+            return _error_response(error, request.method)
         except Exception:
             logger().exception("unhandled error", extra={"path": request.path, "method": request.method})
-            return _json_response(500, {"code": "INTERNAL_ERROR", "message": "internal error"})
+            return _json_response(500, '{"code":"INTERNAL_ERROR","message":"internal error"}')
 
-
-def _authorize(request: Request, roles: frozenset[str]) -> auth.Principal | None:
-    header = request.headers.get("authorization")
-    if not roles:
-        # Public routes still know a caller who sent a valid token.
-        try:
-            return auth.from_header(header) if header else None
-        except UnauthenticatedError:
-            return None
-    caller = auth.from_header(header)
-    if not roles & caller.roles:
-        raise ForbiddenError()
-    return caller
+    def _call(self, route: Route, request: Request, params: Mapping[str, str]) -> tuple[Call, str | None]:
+        """The view's `Call`, and for a list the binding its cursors are sealed to."""
+        caller = _authorize(request, route.roles)
+        params = _path_params(params)
+        body = _body(route, _raw_body(request))
+        query_params = dict(request.query_params or {})
+        query = _query(route, query_params)
+        if not route.paged:
+            return Call(request, params, caller, body=body, query=query), None
+        binding = _binding(route, caller, params, query)
+        limit = _limit(query_params.get("limit"))
+        cursor = cursors.unseal(query_params.get("cursor"), binding)
+        return Call(request, params, caller, body=body, query=query, limit=limit, cursor=cursor), binding

@@ -13,7 +13,10 @@ module adds, derived rather than copied:
 - the order state machine from infra/order.asl.json (`infra.asl.render`),
   its role, its log group and tracing, and its ARN in every function's
   environment;
-- the API stage's throttling, tracing and name;
+- the API stage's throttling, tracing and name, and API Gateway's own
+  refusals (what never reaches the function: an unknown method, a body too
+  large, throttling) in the API's `{code, message}` shape, never repeating a
+  request header;
 - the alarms and their topic (infra/alarms.py).
 
 Every ARN is built with `${AWS::Partition}`: a brand's stack runs in aws-cn too.
@@ -21,6 +24,7 @@ Every ARN is built with `${AWS::Partition}`: a brand's stack runs in aws-cn too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,7 @@ from infra.stage import CHALICE_CONFIG, PROJECT, Stage, load_stage
 __all__ = [
     "PROJECT",
     "REST_API_RESOURCE",
+    "gateway_responses",
     "STATE_MACHINE_RESOURCE",
     "STATE_MACHINE_LOG_GROUP_RESOURCE",
     "api_name",
@@ -207,12 +212,47 @@ def api_name(stage: Stage) -> str:
     return stage.resource_name("api")
 
 
+# --- API Gateway's own answers ------------------------------------------------------------
+
+# Response type: (status, code, message); no status keeps API Gateway's, and
+# `$context.error.responseType` (an UPPER_SNAKE name) stands in for the code.
+# `$context.error.message` is never used: for a path without a route it quotes the Authorization header.
+_GATEWAY_REFUSALS: dict[str, tuple[int | None, str, str]] = {
+    "MISSING_AUTHENTICATION_TOKEN": (404, "NOT_FOUND", "no such path"),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "UNSUPPORTED_MEDIA_TYPE", "the body must be JSON (Content-Type: application/json)"),
+    "REQUEST_TOO_LARGE": (413, "PAYLOAD_TOO_LARGE", "the request is too large"),
+    "BAD_REQUEST_BODY": (400, "INVALID_REQUEST", "body: is not valid"),
+    "BAD_REQUEST_PARAMETERS": (400, "INVALID_REQUEST", "a parameter is not valid"),
+    "THROTTLED": (429, "THROTTLED", "too many requests, try again shortly"),
+    "QUOTA_EXCEEDED": (429, "THROTTLED", "too many requests, try again later"),
+    "INTEGRATION_TIMEOUT": (504, "UPSTREAM_TIMEOUT", "the request took too long, try again"),
+    "DEFAULT_4XX": (None, "$context.error.responseType", "the API gateway refused the request"),
+    "DEFAULT_5XX": (None, "$context.error.responseType", "the API gateway could not answer, try again"),
+}
+
+
+def gateway_responses() -> dict[str, Any]:
+    """`x-amazon-apigateway-gateway-responses`: part of the API's definition, so deployed with it."""
+    responses: dict[str, Any] = {}
+    for response_type, (status, code, message) in _GATEWAY_REFUSALS.items():
+        response: dict[str, Any] = {
+            "responseTemplates": {
+                "application/json": json.dumps({"code": code, "message": message}, separators=(",", ":")),
+            },
+        }
+        if status is not None:
+            response["statusCode"] = str(status)
+        responses[response_type] = response
+    return responses
+
+
 def _rest_api(stage: Stage) -> dict[str, Any]:
     """What the stage adds to the RestAPI Chalice generates (its endpoint type is in .chalice/config.json)."""
     return {
         "Properties": {
             "Name": api_name(stage),
             "TracingEnabled": stage.traced,
+            "DefinitionBody": {"x-amazon-apigateway-gateway-responses": gateway_responses()},
             "MethodSettings": [{
                 "ResourcePath": "/*",
                 "HttpMethod": "*",

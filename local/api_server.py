@@ -13,10 +13,22 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from chalice.app import Chalice
 from chalice.config import Config
-from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer, LocalGateway
+from chalice.local import (
+    ChaliceRequestHandler,
+    CustomLocalChalice,
+    LambdaEventConverter,
+    LocalChalice,
+    LocalDevServer,
+    LocalGateway,
+    MatchResult,
+    RouteMatcher,
+)
+
+from chalicelib.http import GREEDY_PATH
 
 __all__ = ["create_server"]
 
@@ -40,11 +52,34 @@ class RequestHandler(ChaliceRequestHandler):
         self.local_gateway = gateway
         BaseHTTPRequestHandler.__init__(self, request, client_address, server)
 
+    def __getattr__(self, name: str) -> Any:
+        # API Gateway passes on every method, so the app answers those http.server has no handler for (TRACE, ...).
+        if name.startswith("do_"):
+            return self._generic_handle
+        raise AttributeError(name)
+
     def handle_expect_100(self) -> bool:
         # The client waits for this interim answer before sending the body: send it now.
         answered = super().handle_expect_100()
         self.wfile.flush()
         return answered
+
+
+class GreedyRouteMatcher(RouteMatcher):
+    """chalice local's matcher, with API Gateway's `/{proxy+}` for the paths no other route matches."""
+
+    def __init__(self, route_urls: list[str]) -> None:
+        super().__init__([url for url in route_urls if url != GREEDY_PATH])
+        self.greedy = GREEDY_PATH in route_urls
+
+    def match_route(self, url: str) -> MatchResult:
+        try:
+            return super().match_route(url)
+        except ValueError:
+            if not self.greedy:
+                raise
+            parsed = urlparse(url)
+            return MatchResult(GREEDY_PATH, {"proxy": parsed.path.strip("/")}, parse_qs(parsed.query, keep_blank_values=True))
 
 
 class PooledHTTPServer(ThreadingHTTPServer):
@@ -83,5 +118,7 @@ def create_server(app: Chalice, config: Config, host: str, port: int) -> LocalDe
         # chalice local keeps `app.current_request` per thread.
         CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
         app.__class__ = CustomLocalChalice
-    handler = functools.partial(RequestHandler, gateway=LocalGateway(app, config))
+    gateway = LocalGateway(app, config)
+    gateway.event_converter = LambdaEventConverter(GreedyRouteMatcher(list(app.routes)), app.api.binary_types)
+    handler = functools.partial(RequestHandler, gateway=gateway)
     return LocalDevServer(app, config, host, port, handler_cls=handler, server_cls=PooledHTTPServer)

@@ -11,7 +11,7 @@ from chalicelib.coupons.errors import LimitReachedError, NotEligibleError, SoldO
 from chalicelib.errors import ConflictError
 from chalicelib.points import service as points
 from tests.conftest import unique
-from tests.coupon_helpers import login_member, new_campaign, set_tier
+from tests.coupon_helpers import login_member, new_campaign, open_campaigns, set_tier
 
 
 def _member_with_points(amount: int) -> tuple[str, str]:
@@ -87,7 +87,7 @@ def test_exchange_over_http(api, stack):
     admin = login_admin(api)
     campaign = api.post("/admin/campaigns", admin, json=campaign_body(pointsPrice=500)).json()
     member_id, token = _member_with_points(600)
-    listed = {c["campaignId"]: c for c in api.get("/coupons/campaigns", token).json()["items"]}
+    listed = {c["campaignId"]: c for c in open_campaigns(api, token)}
     assert listed[campaign["campaignId"]]["pointsPrice"] == 500
     claim = api.post(f"/coupons/campaigns/{campaign['campaignId']}/claim", token)
     assert claim.status_code == 409 and claim.json()["code"] == "NOT_ELIGIBLE"

@@ -39,7 +39,7 @@ def test_lazy_strings_in_app_name_real_modules():
     lazy = [
         node.args[0].value
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "LazyModule"
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("LazyModule", "LazyNames")
     ]
     assert lazy, "app.py loads its domains lazily"
     for name in lazy:

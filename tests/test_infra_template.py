@@ -469,3 +469,17 @@ def test_checkov_finds_nothing_but_the_justified_skips(packaged):
     print(report.summary())
     assert report.failed == []
     assert report.unused == [], "a skip that matches no finding any more: remove it from infra/checkov-skips.yaml"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_gateways_own_refusals_have_the_apis_shape_and_repeat_no_header(packaged, stage):
+    definition = load(packaged[stage])["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    responses = definition["x-amazon-apigateway-gateway-responses"]
+    assert {"MISSING_AUTHENTICATION_TOKEN", "UNSUPPORTED_MEDIA_TYPE", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"
+    for response in responses.values():
+        body = json.loads(response["responseTemplates"]["application/json"])
+        assert set(body) == {"code", "message"}
+        assert "$context.error.message" not in json.dumps(body) and "header" not in json.dumps(body)
+    # The catch-all route answers unknown paths and methods from the function, in the same shape.
+    assert "/{proxy+}" in definition["paths"]

@@ -1,19 +1,41 @@
-"""Request bodies and queries of the appointment routes."""
+"""Request bodies, queries and answers of the appointment routes."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from chalicelib import clock
-from chalicelib.validation import ID_PATTERN, RequestModel
+from chalicelib.validation import (
+    EARLIEST,
+    ID_PATTERN,
+    LATEST,
+    Day,
+    Page,
+    QueryModel,
+    RequestModel,
+    ResponseModel,
+    Timestamp,
+)
 
-__all__ = ["BookingRequest", "RescheduleRequest", "SlotsQuery", "StoreDayQuery", "MyAppointmentsQuery"]
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "BookingRequest",
+    "RescheduleRequest",
+    "SlotsQuery",
+    "StoreDayQuery",
+    "MyAppointmentsQuery",
+    "DaySlots",
+    "Appointment",
+    "AppointmentPage",
+    "StoreAppointment",
+    "StoreAppointmentPage",
+]
 
-# Times outside these years are mistakes, and would overflow date arithmetic near the ends of time.
-_EARLIEST, _LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
+AppointmentStatus = Literal["booked", "cancelled", "checked_in", "no_show", "rescheduled"]
 
 
 def _moment(value: object) -> object:
@@ -25,8 +47,8 @@ def _moment(value: object) -> object:
             raise ValueError("must be an ISO-8601 time such as 2026-11-23T09:30:00+08:00") from exc
         if moment.second or moment.microsecond:
             raise ValueError("must be a whole minute")
-        if not _EARLIEST.year <= moment.year <= _LATEST.year:
-            raise ValueError(f"must lie between {_EARLIEST.year} and {_LATEST.year}")
+        if not EARLIEST.year <= moment.year <= LATEST.year:
+            raise ValueError(f"must lie between {EARLIEST.year} and {LATEST.year}")
         return moment
     return value
 
@@ -53,16 +75,12 @@ def _calendar_date(value: object) -> object:
 
 
 def _plausible(value: dt.date | None) -> dt.date | None:
-    if value is not None and not _EARLIEST <= value <= _LATEST:
-        raise ValueError(f"must lie between {_EARLIEST.year} and {_LATEST.year}")
+    if value is not None and not EARLIEST <= value <= LATEST:
+        raise ValueError(f"must lie between {EARLIEST.year} and {LATEST.year}")
     return value
 
 
-class _Query(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
-
-class SlotsQuery(_Query):
+class SlotsQuery(QueryModel):
     service_id: str = Field(alias="serviceId", pattern=ID_PATTERN)
     date: dt.date
 
@@ -70,7 +88,7 @@ class SlotsQuery(_Query):
     _date_range = field_validator("date")(_plausible)
 
 
-class StoreDayQuery(_Query):
+class StoreDayQuery(QueryModel):
     date: dt.date | None = None
     store_id: str | None = Field(default=None, alias="storeId", pattern=ID_PATTERN)
 
@@ -78,5 +96,62 @@ class StoreDayQuery(_Query):
     _date_range = field_validator("date")(_plausible)
 
 
-class MyAppointmentsQuery(_Query):
-    status: Literal["booked", "cancelled", "checked_in", "no_show", "rescheduled"] | None = None
+class MyAppointmentsQuery(QueryModel):
+    status: AppointmentStatus | None = None
+
+
+# --- Answers -------------------------------------------------------------------------------
+
+
+class Slot(ResponseModel):
+    start: Timestamp
+    end: Timestamp
+    capacity: int
+    remaining: int
+    status: Literal["open", "full", "closed"]
+
+
+class DaySlots(ResponseModel):
+    """`GET /stores/{storeId}/slots`: a Shanghai day's slots of one service."""
+
+    store_id: str
+    service_id: str
+    date: Day
+    slots: list[Slot]
+
+
+class Appointment(ResponseModel):
+    """A booking. A moved one links both ways: `rescheduledFrom` on the new, `rescheduledTo` on the old."""
+
+    appointment_id: str
+    store_id: str
+    store_name: str | None = None
+    service_id: str
+    service_name: str | None = None
+    start: Timestamp
+    end: Timestamp
+    status: AppointmentStatus
+    note: str | None = None
+    created_at: Timestamp | None = None
+    cancelled_at: Timestamp | None = None
+    checked_in_at: Timestamp | None = None
+    no_show_at: Timestamp | None = None
+    rescheduled_from: str | None = None
+    rescheduled_to: str | None = None
+
+
+class AppointmentPage(Page[Appointment]):
+    """`GET /members/me/appointments`: latest start first."""
+
+
+class StoreAppointment(Appointment):
+    """A booking as its store sees it: whose it is."""
+
+    member_id: str
+
+
+class StoreAppointmentPage(Page[StoreAppointment]):
+    """`GET /store/appointments`: one store's bookings of one Shanghai day, by start."""
+
+    store_id: str
+    date: Day

@@ -84,10 +84,9 @@ from chalicelib.appointments.models import (
     SlotCounter,
 )
 from chalicelib.appointments.policy import policy
-from chalicelib.appointments.schemas import BookingRequest
+from chalicelib.appointments.schemas import EARLIEST, LATEST, BookingRequest
 from chalicelib.auth import Principal
 from chalicelib.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
-from chalicelib.http import decode_cursor, encode_cursor
 from chalicelib.stores import service as stores
 from chalicelib.stores.schemas import GRID_MINUTES, MAX_SERVICE_MINUTES
 
@@ -385,6 +384,7 @@ def _parse_id(appointment_id: str) -> _Ref:
     minutes = int(match["minutes"])
     if (
         f"{start:%Y%m%d%H%M}" != match["start"]
+        or not EARLIEST.year <= start.year <= LATEST.year
         or start.minute % GRID_MINUTES
         or minutes % GRID_MINUTES
         or minutes > MAX_SERVICE_MINUTES
@@ -685,9 +685,9 @@ def check_in(caller: Principal, appointment_id: str) -> dict[str, Any]:
     raise TryAgainError()
 
 
-def _page_start(cursor: str | None, fixed: dict[str, str]) -> dict[str, Any] | None:
+def _page_start(cursor: dict[str, Any] | None, fixed: dict[str, str]) -> dict[str, Any] | None:
     """The key a page of an index query starts after, as this API gave it out (or 400)."""
-    key = decode_cursor(cursor)
+    key = cursor
     if key is None:
         return None
     expected = {"appointment_id", "start", *fixed}
@@ -707,7 +707,7 @@ def _page_start(cursor: str | None, fixed: dict[str, str]) -> dict[str, Any] | N
 
 
 def store_appointments(
-    caller: Principal, store_id: str | None, day: dt.date | None, limit: int, cursor: str | None
+    caller: Principal, store_id: str | None, day: dt.date | None, limit: int, cursor: dict[str, Any] | None
 ) -> dict[str, Any]:
     """A store's bookings of a Shanghai day, by start: staff and guides see their own store's."""
     store_id = store_id or caller.store_id
@@ -727,11 +727,13 @@ def store_appointments(
         "storeId": store_id,
         "date": day.isoformat(),
         "items": items,
-        "nextCursor": encode_cursor(found.last_evaluated_key),
+        "nextCursor": found.last_evaluated_key,
     }
 
 
-def member_appointments(member_id: str, status: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+def member_appointments(
+    member_id: str, status: str | None, limit: int, cursor: dict[str, Any] | None
+) -> dict[str, Any]:
     """The member's bookings, latest start first; those moved to another slot only when asked for by status."""
     found = Appointment.by_member.query(
         member_id,
@@ -741,7 +743,7 @@ def member_appointments(member_id: str, status: str | None, limit: int, cursor: 
         last_evaluated_key=_page_start(cursor, {"member_id": member_id}),
     )
     items = [view(appointment) for appointment in _with_notes(list(found))]
-    return {"items": items, "nextCursor": encode_cursor(found.last_evaluated_key)}
+    return {"items": items, "nextCursor": found.last_evaluated_key}
 
 
 # --- Views -------------------------------------------------------------------------------

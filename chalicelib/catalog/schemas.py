@@ -1,13 +1,13 @@
-"""Request bodies of the catalog and inventory routes (money in integer fen)."""
+"""Request bodies and answers of the catalog and inventory routes (money in integer fen)."""
 
 from __future__ import annotations
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from chalicelib.validation import RequestModel
+from chalicelib.validation import Page, RequestModel, ResponseModel, Timestamp
 
-__all__ = ["SkuPut", "InventoryPut", "MAX_PRICE", "MAX_ON_HAND"]
+__all__ = ["SkuPut", "InventoryPut", "Sku", "SkuPage", "StockLevel", "MAX_PRICE", "MAX_ON_HAND"]
 
 MAX_PRICE = 100_000_000  # ¥1,000,000.00
 MAX_ON_HAND = 1_000_000
@@ -36,3 +36,31 @@ class SkuPut(RequestModel):
 
 class InventoryPut(RequestModel):
     on_hand: int = Field(ge=0, le=MAX_ON_HAND)
+
+
+# --- Answers -------------------------------------------------------------------------------
+
+
+class Sku(ResponseModel):
+    sku_id: str
+    title: str
+    price: int = Field(description="fen")
+    member_price: int | None = Field(description="fen")
+    category: str
+    image_url: str | None
+    active: bool
+    updated_at: Timestamp
+
+
+class SkuPage(Page[Sku]):
+    """`GET /skus`: active SKUs by skuId."""
+
+
+class StockLevel(ResponseModel):
+    """A location's stock of a SKU: `available` is `onHand - reserved`."""
+
+    store_id: str
+    sku_id: str
+    on_hand: int
+    reserved: int
+    available: int

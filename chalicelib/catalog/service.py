@@ -16,7 +16,6 @@ from chalicelib.catalog.errors import BelowReservedError, SkuNotFoundError
 from chalicelib.catalog.models import LISTED, Sku, Stock
 from chalicelib.catalog.schemas import SkuPut
 from chalicelib.errors import InvalidRequestError
-from chalicelib.http import encode_cursor
 
 __all__ = [
     "check_id",
@@ -107,7 +106,7 @@ def list_skus(limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]:
     page = page[:limit]
     return {
         "items": [sku_view(sku) for sku in page],
-        "nextCursor": encode_cursor({"after": page[-1].sku_id}) if more else None,
+        "nextCursor": {"after": page[-1].sku_id} if more else None,
     }
 
 

@@ -31,7 +31,6 @@ from chalicelib.coupons.models import (
 )
 from chalicelib.coupons.schemas import CampaignCreate
 from chalicelib.errors import InvalidRequestError
-from chalicelib.http import decode_cursor, encode_cursor
 from chalicelib.validation import ID_PATTERN
 
 __all__ = [
@@ -168,7 +167,7 @@ def admin_campaigns(limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]
             raise InvalidRequestError("cursor", "is not a cursor this API gave out")
     page = Campaign.scan(limit=limit, last_evaluated_key=cursor)
     items = [campaign_view(found, remaining=None, admin=True) for found in page]
-    return {"items": items, "nextCursor": encode_cursor(page.last_evaluated_key)}
+    return {"items": items, "nextCursor": page.last_evaluated_key}
 
 
 def stop_campaign(campaign_id: str, stopped_by: str) -> dict[str, Any]:
@@ -208,32 +207,35 @@ def _batch_get(keys: list[tuple[type[db.SiyuModel], Any]]) -> list[Any]:
     return found
 
 
-def open_campaigns(member_id: str) -> dict[str, Any]:
-    """Campaigns this member can claim or exchange now, with stock left and their own count."""
+def open_campaigns(member_id: str, limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]:
+    """Campaigns this member can claim or exchange now, with stock left and their own count, by campaign id."""
     from chalicelib.members import service as members
 
     now = clock.now()
     tier = members.tier_of(member_id)
+    after = (cursor or {}).get("after") or ""
     open_now = [
         found
         for found in _active_campaigns()
         if found.channel in ("public", "exchange")
         and found.claim_from <= now < found.claim_to
         and (not found.tiers or tier in found.tiers)
+        and found.campaign_id > after
     ]
+    page = open_now[:limit]
     keys: list[tuple[type[db.SiyuModel], Any]] = []
-    for found in open_now:
+    for found in page:
         keys.append((ClaimCount, (member_id, found.campaign_id)))
         keys.extend((StockShard, (found.campaign_id, shard)) for shard in range(int(found.shard_count)))
     items = iter(_batch_get(keys))
     answer = []
-    for found in open_now:
+    for found in page:
         count = next(items)
         left = sum(int(shard.remaining) for shard in (next(items) for _ in range(int(found.shard_count))) if shard)
         view = campaign_view(found, remaining=left)
         view["claimed"] = int(count.claimed) if count else 0
         answer.append(view)
-    return {"items": answer, "nextCursor": None}
+    return {"items": answer, "nextCursor": {"after": page[-1].campaign_id} if len(open_now) > limit else None}
 
 
 def campaign_view(found: Campaign, *, remaining: int | None, admin: bool = False) -> dict[str, Any]:
@@ -326,9 +328,9 @@ def _status_filter(status: str | None, now: Any) -> Any:
     return Coupon.status == status
 
 
-def member_coupons(member_id: str, status: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+def member_coupons(member_id: str, status: str | None, limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]:
     """The member's coupons, newest first, optionally of one status."""
-    start = decode_cursor(cursor)
+    start = cursor
     start_key = None
     if start is not None:
         after = start.get("c")
@@ -352,5 +354,5 @@ def member_coupons(member_id: str, status: str | None, limit: int, cursor: str |
             break
         items.append(coupon_view(coupon))
         last = coupon
-    next_cursor = encode_cursor({"c": last.coupon_id}) if more and last else None
+    next_cursor = {"c": last.coupon_id} if more and last else None
     return {"items": items, "nextCursor": next_cursor}

@@ -1,4 +1,4 @@
-"""Request bodies of the member routes."""
+"""Request bodies and answers of the member routes."""
 
 from __future__ import annotations
 
@@ -7,9 +7,20 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from chalicelib.validation import ID_PATTERN, RequestModel
+from chalicelib.validation import ID_PATTERN, Day, RequestModel, ResponseModel, Timestamp
 
-__all__ = ["LoginRequest", "ProfileUpdate", "PhoneRequest", "SubscriptionRequest", "StaffGrant"]
+__all__ = [
+    "LoginRequest",
+    "ProfileUpdate",
+    "PhoneRequest",
+    "SubscriptionRequest",
+    "StaffGrant",
+    "Member",
+    "LoginAnswer",
+    "SubscriptionConfig",
+    "SubscriptionCredits",
+    "RoleGrantAnswer",
+]
 
 
 class LoginRequest(RequestModel):
@@ -45,3 +56,89 @@ class StaffGrant(RequestModel):
     store_id: str | None = Field(default=None, pattern=ID_PATTERN)
     name: str = Field(min_length=1, max_length=32)
     guide_id: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+# --- Answers -------------------------------------------------------------------------------
+
+
+class PointsBalance(ResponseModel):
+    available: int
+
+
+class NextTier(ResponseModel):
+    tier: str
+    tier_name: str
+    spend_fen: int
+    activity: int
+    spend_to_go_fen: int
+    activity_to_go: int
+
+
+class TierProgress(ResponseModel):
+    """Trailing spend and activity, the tier's benefits and what the next tier still asks for."""
+
+    spend_fen: int
+    activity: int
+    window_months: int
+    order_multiplier_pct: int
+    benefits: list[str]
+    next: NextTier | None
+    reviewed_at: Timestamp | None
+
+
+class BoundGuide(ResponseModel):
+    guide_id: str
+    name: str | None
+    store_id: str | None
+
+
+class Member(ResponseModel):
+    """`GET /members/me`."""
+
+    member_id: str
+    nickname: str | None
+    tier: str = Field(description="explorer, pioneer, geek or black_gold")
+    tier_name: str
+    points: PointsBalance
+    tier_progress: TierProgress | None = None
+    phone_bound: bool
+    phone: str | None = None
+    birthday: Day | None = None
+    gender: str | None = None
+    city: str | None = None
+    guide: BoundGuide | None
+    created_at: Timestamp
+
+
+class LoginAnswer(ResponseModel):
+    token: str
+    expires_in: int = Field(description="seconds the token stays valid")
+    is_new: bool
+    member: Member
+
+
+class SubscriptionTemplates(ResponseModel):
+    appointment_reminder: str
+    order_status: str
+    coupon_expiry: str
+    points_expiry: str
+
+
+class SubscriptionConfig(ResponseModel):
+    """`GET /config/subscriptions`: the template ids to pass to `wx.requestSubscribeMessage`."""
+
+    templates: SubscriptionTemplates
+
+
+class SubscriptionCredits(ResponseModel):
+    """Messages the member may still be sent, per template id."""
+
+    credits: dict[str, int]
+
+
+class RoleGrantAnswer(ResponseModel):
+    openid: str
+    roles: list[Literal["staff", "guide", "admin"]]
+    name: str
+    store_id: str | None
+    guide_id: str | None

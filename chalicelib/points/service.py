@@ -24,7 +24,6 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.errors import InvalidRequestError, NotFoundError
-from chalicelib.http import encode_cursor
 from chalicelib.points import ledger, rules, tiers
 from chalicelib.points.config import points_config
 from chalicelib.points.errors import AlreadyCheckedInError, InsufficientPointsError
@@ -170,7 +169,7 @@ def entries(member_id: str, limit: int, cursor: dict[str, Any] | None = None) ->
     )
     items = [entry_view(transfer) for transfer in page]
     last = page.last_evaluated_key if len(items) == limit else None
-    return {"items": items, "nextCursor": encode_cursor(last)}
+    return {"items": items, "nextCursor": last}
 
 
 # --- Earning rules ------------------------------------------------------------------

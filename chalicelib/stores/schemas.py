@@ -1,12 +1,12 @@
-"""Request bodies and queries of the store routes."""
+"""Request bodies, queries and answers of the store routes."""
 
 from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from chalicelib.validation import ID_PATTERN, RequestModel
+from chalicelib.validation import ID_PATTERN, Page, QueryModel, RequestModel, ResponseModel
 
 __all__ = [
     "WEEKDAYS",
@@ -17,6 +17,8 @@ __all__ = [
     "ServiceSpec",
     "StoreSpec",
     "StoresQuery",
+    "Store",
+    "StorePage",
     "minutes_of",
 ]
 
@@ -107,10 +109,8 @@ class StoreSpec(RequestModel):
         return services
 
 
-class StoresQuery(BaseModel):
+class StoresQuery(QueryModel):
     """`GET /stores?lat=&lng=&radiusKm=`: coordinates are optional, but only together."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
     lng: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False, validate_default=True)
@@ -131,3 +131,46 @@ class StoresQuery(BaseModel):
         if value is not None and info.data.get("lat") is None:
             raise ValueError("radiusKm needs lat and lng")
         return value
+
+
+# --- Answers -------------------------------------------------------------------------------
+
+
+class StoreService(ResponseModel):
+    service_id: str
+    name: str
+    duration_minutes: int
+    capacity: int
+
+
+class OpeningTime(ResponseModel):
+    open: str = Field(pattern=r"^\d\d:\d\d$")
+    close: str = Field(pattern=r"^\d\d:\d\d$")
+
+
+class WeekHours(ResponseModel):
+    mon: list[OpeningTime]
+    tue: list[OpeningTime]
+    wed: list[OpeningTime]
+    thu: list[OpeningTime]
+    fri: list[OpeningTime]
+    sat: list[OpeningTime]
+    sun: list[OpeningTime]
+
+
+class Store(ResponseModel):
+    store_id: str
+    name: str
+    address: str
+    phone: str | None
+    lat: float
+    lng: float
+    services: list[StoreService]
+    open_hours: WeekHours
+    delivery_radius_km: float
+    active: bool
+    distance_km: float | None = Field(description="from the lat and lng asked for; null without them")
+
+
+class StorePage(Page[Store]):
+    """`GET /stores`: nearest first with coordinates, by storeId without."""

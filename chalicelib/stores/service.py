@@ -23,7 +23,6 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import clock
 from chalicelib.errors import InvalidRequestError, NotFoundError
-from chalicelib.http import decode_cursor, encode_cursor
 from chalicelib.stores.models import OpenHoursAttribute, ServiceAttribute, StoreRecord
 from chalicelib.stores.schemas import WEEKDAYS, StoreSpec, StoresQuery, minutes_of
 from chalicelib.validation import ID_PATTERN
@@ -274,7 +273,7 @@ def store_view(store: Store, distance: float | None = None) -> dict[str, Any]:
     return view
 
 
-def nearest(query: StoresQuery, limit: int, cursor: str | None) -> dict[str, Any]:
+def nearest(query: StoresQuery, limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]:
     """Active stores by distance from (lat, lng), within radiusKm if given; by id without coordinates."""
     stores = list_stores()
     if query.lat is not None and query.lng is not None:
@@ -292,12 +291,12 @@ def nearest(query: StoresQuery, limit: int, cursor: str | None) -> dict[str, Any
     following = offset + limit if offset + limit < len(ranked) else None
     return {
         "items": [store_view(store, distance) for distance, store in page],
-        "nextCursor": encode_cursor({"offset": following}) if following is not None else None,
+        "nextCursor": {"offset": following} if following is not None else None,
     }
 
 
-def _offset(cursor: str | None) -> int:
-    value = decode_cursor(cursor) or {"offset": 0}
+def _offset(cursor: dict[str, Any] | None) -> int:
+    value = cursor or {"offset": 0}
     offset = value.get("offset")
     if not isinstance(offset, int) or offset < 0:
         raise InvalidRequestError("cursor", "is not a cursor this API gave out")
