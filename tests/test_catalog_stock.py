@@ -195,3 +195,31 @@ def test_a_first_count_never_overwrites_live_stock(sku):
     assert catalog.stock_first_count(store, sku, 50) is False
     assert level(store, sku) == (5, 1, 4)
 
+
+def test_an_order_puts_its_longest_stock_list_and_its_coupon_lock_in_one_transaction(stack):
+    from chalicelib.coupons import checkout, claims, service
+    from tests.coupon_helpers import new_campaign
+
+    store, order = unique("store"), unique("order")
+    skus = [unique("sku") for _ in range(stock.MAX_LINES)]
+    for sku_id in skus:
+        catalog.put_sku(sku_id, SkuPut(title="测试配件", price=1900, category="accessory"))
+        catalog.set_on_hand(store, sku_id, 1)
+    member_id = unique("m")
+    coupon_id = claims.claim(member_id, new_campaign(threshold=0)["campaignId"])["couponId"]
+    too_many = {sku_id: 1 for sku_id in skus[:-1]} | {skus[-1]: 2}
+
+    def build(txn: transact.Transaction, quantities: dict[str, int]) -> None:
+        checkout.add_lock(txn, member_id, coupon_id, order)
+        stock.reserve_lines(txn, order, store, quantities)
+
+    with pytest.raises(OutOfStockError) as caught:
+        transact.write(lambda txn: build(txn, too_many))
+    assert caught.value.sku_id == skus[-1]
+    assert service.get_coupon(member_id, coupon_id).status == "available"
+    with db.recording() as requests:
+        transact.write(lambda txn: build(txn, {sku_id: 1 for sku_id in skus}))
+    assert [r.operation for r in requests] == ["TransactWriteItems"]
+    assert len(stock.holds_of(order)) == stock.MAX_LINES
+    assert service.get_coupon(member_id, coupon_id).status == "locked"
+    assert stock.MAX_LINES * 2 + 10 <= transact.MAX_ITEMS  # room left for the order and its points freeze
