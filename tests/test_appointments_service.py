@@ -13,6 +13,7 @@ from chalicelib.auth import ADMIN, MEMBER, STAFF, Principal
 from chalicelib.errors import ForbiddenError, NotFoundError
 from tests.appointment_helpers import MONDAY, at, make_store
 from tests.conftest import unique
+from tests.test_transact import contention  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -309,37 +310,11 @@ def test_the_store_sees_the_days_bookings_by_start():
     assert [item["appointmentId"] for item in day["items"]] == [early["appointmentId"], late["appointmentId"]]
 
 
-def test_a_transaction_conflict_is_retried_until_the_write_goes_through(monkeypatch):
-    from pynamodb.connection.base import VerboseClientError
-    from pynamodb.exceptions import CancellationReason, TransactWriteError
-
+def test_a_transaction_conflict_is_retried_until_the_write_goes_through(contention):
     store_id = make_store()
-    real = db.transaction
-    conflicts = {"left": 2}
-
-    class Colliding:
-        """The first attempts collide with another transaction, as DynamoDB reports it."""
-
-        def __init__(self) -> None:
-            self.write = real()
-
-        def __enter__(self):
-            return self.write.__enter__()
-
-        def __exit__(self, *exc):
-            if conflicts["left"] and exc[0] is None:
-                conflicts["left"] -= 1
-                cause = VerboseClientError(
-                    {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}},
-                    "TransactWriteItems",
-                    {},
-                    cancellation_reasons=[CancellationReason(code="TransactionConflict")],
-                )
-                raise TransactWriteError("Failed to write transaction items", cause)
-            return self.write.__exit__(*exc)
-
-    monkeypatch.setattr(db, "transaction", Colliding)
+    hook = contention(2)
     with clock.frozen_at(MORNING):
         made = appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "17:00")))
         assert remaining(store_id, "film", at(MONDAY, "17:00")) == 1
-    assert made["status"] == "booked" and conflicts["left"] == 0
+    assert made["status"] == "booked" and hook.sent == 3
+
