@@ -7,14 +7,16 @@ creates.
 
 Every booking change is one `TransactWriteItems` whose conditions are the rules:
 
-    book        member    CONDITION CHECK   if not blocked for no-shows              -> BOOKING_BLOCKED
+    book        store     CONDITION CHECK   if its revision is the cached copy's     -> planned again
+                member    CONDITION CHECK   if not blocked for no-shows              -> BOOKING_BLOCKED
                 guards    PUT per step      if absent                                -> ALREADY_BOOKED
                 counter   ADD booked 1      if booked < capacity (or no counter yet)  -> SLOT_FULL
                 booking   PUT               if the id is new
     cancel      booking   status=cancelled  if the caller's and booked
                 counter   ADD booked -1     if booked > 0
                 guards    DELETE
-    reschedule  old booking status=rescheduled, rescheduled_to  if the caller's and booked
+    reschedule  store     CONDITION CHECK   if its revision is the cached copy's     -> planned again
+                old booking status=rescheduled, rescheduled_to  if the caller's and booked
                 new booking PUT             if the id is new
                 new counter ADD 1           if booked < capacity                     -> SLOT_FULL
                 old counter ADD -1          if booked > 0
@@ -48,12 +50,16 @@ every booking, overlap checked in Python, retries under contention). Cost: a
 20-minute service writes 4 guards, a 60-minute one 12, the longest allowed
 (180 minutes) 36, so even a reschedule (a put per new step, shared ones
 re-pointed to the new booking, a delete per old step; at most 72 guards and
-4 other items) stays inside the 100 items of one transaction. Cancelling
+5 other items) stays inside the 100 items of one transaction. Cancelling
 deletes the guards; checked-in and missed bookings keep theirs until their
 TTL, as they lie in the past; a moved booking's guards are the new one's.
 
 Booking and reschedule read nothing: the store comes from the stores'
-per-container cache. Cancel reads nothing either. Check-in is one UpdateItem
+per-container cache, and the write checks that the store still has the
+revision that copy came from, so a capacity or hours the cache holds from
+before an admin's change can pick the slot but never decide it; a stale copy
+costs the write one more round trip, planned again from the store the
+refusal brought back. Cancel reads nothing either. Check-in is one UpdateItem
 (the store and the times come from the id; the item answers with its new
 values), conditioned on the booking being booked and not over.
 """
@@ -338,6 +344,7 @@ def _seat_free(capacity: int) -> Any:
 
 
 def _take_seat(txn: Transaction, store: stores.Store, service: stores.Service, slot: Slot) -> None:
+    """One seat of the slot, of the capacity the store's revision (checked in the same write) gives."""
     txn.update(
         _counter(store.store_id, service.service_id, slot),
         [SlotCounter.booked.add(1), SlotCounter.expires_at.set(slot.end + KEEP_AFTER_END)],
@@ -364,6 +371,7 @@ def book(member_id: str, request: BookingRequest) -> dict[str, Any]:
         service = store.service(request.service_id)
         slot = _open_slot(store, service, request.start, now)
         appointment = _booked(member_id, store, service, slot, now, note=request.note)
+        stores.require_unchanged(txn, store)
         txn.condition_check(
             MemberBookingRecord, member_id, condition=_not_blocked(now),
             label="blocked", explain=lambda old: BookingBlockedError(),
@@ -560,6 +568,7 @@ def reschedule(member_id: str, appointment_id: str, start: dt.datetime) -> dict[
         new_id = moved.appointment_id
         old_keys = guard_keys(member_id, ref.start, ref.end)
         new_keys = guard_keys(member_id, new.start, new.end)
+        stores.require_unchanged(txn, store)
         _close_booking(
             txn, member_id, appointment_id, now,
             [Appointment.status.set(RESCHEDULED), Appointment.rescheduled_to.set(new_id)],
