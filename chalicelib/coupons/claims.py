@@ -21,10 +21,13 @@ claims. If the shard's condition fails, the shard is remembered as dry (for
 another, so a claim that lands on an empty shard pays one more round trip.
 Random picks spread the writes evenly, so the busiest shard takes about
 1/shards of them and the campaign's write rate is `shards` times what one
-item allows. Only when every shard has failed does the claim read all of
-them (one query): if some still hold stock it goes on with those, otherwise
-the campaign is sold out, which this container then remembers for
-`SOLD_OUT_SECONDS` so the rest of a rush is refused without a round trip.
+item allows. When every shard this container knows of has failed, or this
+claim has landed on `READ_AFTER_LANDINGS` empty shards (a container new to a
+nearly sold-out campaign would otherwise try them one by one), the claim
+reads all of them (one query): if some still hold stock it goes on with
+those, otherwise the campaign is sold out, which this container then
+remembers for `SOLD_OUT_SECONDS` so the rest of a rush is refused without a
+round trip.
 Contention (another transaction holding the same shard at that instant) is
 the composer's to retry; the retry picks its shard afresh.
 """
@@ -53,10 +56,20 @@ from chalicelib.coupons.models import AVAILABLE, Campaign, ClaimCount, Coupon, S
 from chalicelib.errors import ForbiddenError
 from chalicelib.transact import Explain, Transaction, TransactionRefusedError
 
-__all__ = ["claim", "exchange", "give", "new_coupon_id", "DRY_SECONDS", "SOLD_OUT_SECONDS", "forget_shards"]
+__all__ = [
+    "claim",
+    "exchange",
+    "give",
+    "new_coupon_id",
+    "DRY_SECONDS",
+    "SOLD_OUT_SECONDS",
+    "READ_AFTER_LANDINGS",
+    "forget_shards",
+]
 
 DRY_SECONDS = 30.0
 SOLD_OUT_SECONDS = 10.0
+READ_AFTER_LANDINGS = 2
 
 _lock = threading.Lock()
 _dry: dict[str, tuple[float, set[int]]] = {}
@@ -246,6 +259,7 @@ class _ShardPicker:
     def __init__(self, campaign: Campaign) -> None:
         self.campaign = campaign
         self.shard = -1
+        self.landings = 0
         # After a confirming read: the shards that still had stock.
         self.candidates: list[int] | None = None
         self.heard: TransactionRefusedError | None = None
@@ -255,10 +269,12 @@ class _ShardPicker:
         if refusal is not None and refusal is not self.heard:
             self.heard = refusal
             if refusal.refused("stock"):
+                self.landings += 1
                 _mark_dry(self.campaign.campaign_id, self.shard)
                 if self.candidates is not None and self.shard in self.candidates:
                     self.candidates.remove(self.shard)
-        shard = _pick(self.campaign, self.candidates)
+        read_now = self.candidates is None and self.landings >= READ_AFTER_LANDINGS
+        shard = None if read_now else _pick(self.campaign, self.candidates)
         if shard is None:
             self.candidates = _confirm(self.campaign)
             shard = random.choice(self.candidates)
@@ -289,7 +305,7 @@ def _mark_dry(campaign_id: str, shard: int) -> None:
 
 
 def _confirm(campaign: Campaign) -> list[int]:
-    """Every shard this container tried was dry: read them all (one query) before saying so."""
+    """The shards tried were dry: read them all (one query) before saying the campaign is sold out."""
     found = service.shards(campaign.campaign_id)
     if any(shard.closed for shard in found):
         service.forget_campaign(campaign.campaign_id)
