@@ -92,7 +92,9 @@ def run(stack: Stack) -> str:
         "## Appointments: DynamoDB round trips",
         "",
         "Service level, counted with the botocore `before-send` hook. The store's hours and capacities come",
-        "from the per-container store cache, so a booking reads nothing. An appointment id names its slot",
+        "from the per-container store cache, so a booking reads nothing; its write checks that the store still",
+        "has the revision the cached copy came from (a stale copy costs one more write, never a seat).",
+        "An appointment id names its slot",
         "(`a-<storeId>.<serviceId>.<YYYYMMDDHHMM>.<minutes>.<random>`), so cancel and reschedule derive the",
         "slot counter and the overlap guards from the id and the owner from the token, and write once with",
         "no read first, conditioned on the booking being the caller's and still booked; a reschedule",
@@ -109,7 +111,7 @@ def run(stack: Stack) -> str:
         ]),
         "",
         f"Booking latency on DynamoDB Local (60-minute service, 12 overlap guards + counter + booking +"
-        f" member check in one transaction), 30 bookings: median {statistics.median(timings):.1f} ms,"
+        f" member check + store revision check in one transaction), 30 bookings: median {statistics.median(timings):.1f} ms,"
         f" max {max(timings):.1f} ms.",
         "",
         f"Race: {RACERS} members book one slot of capacity {RACE_CAPACITY} at once: "

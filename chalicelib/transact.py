@@ -18,7 +18,13 @@ pynamodb's. Explanations are asked in that order; the first one that returns
 an error decides the answer. A refusal nobody explains raises
 `TransactionRefusedError` with every refused item, or, with `replan=True`, runs
 `build` again with that refusal in `txn.previous_refusal` (a plan made from a
-stale view is made again from what the refusal showed).
+stale view is made again from what the refusal showed). An explanation that
+returns `Replan()` says its refusal shows the plan itself was stale: the
+explanations after it are not asked.
+
+A participant written as one unit (one label, one explanation for all its
+items) joins through `txn.participant(label, explain)`, a view with the
+method shapes of pynamodb's `TransactWrite`.
 
 Contention (`TransactionConflict`, throttling) is retried under one bounded,
 jittered policy; when it runs out the caller's `busy` error is raised.
@@ -47,7 +53,10 @@ __all__ = [
     "MAX_BYTES",
     "RetryPolicy",
     "RETRY",
+    "Explain",
     "Refusal",
+    "Replan",
+    "Participant",
     "Transaction",
     "TransactionRefusedError",
     "TransactionTooLargeError",
@@ -109,6 +118,15 @@ class RetryPolicy:
 RETRY = RetryPolicy()
 
 
+class Replan(Exception):
+    """What an explanation returns when its refusal shows the plan was made from a stale view.
+
+    It outranks the explanations of the items after it, which were judged by
+    that stale plan: with `replan=True`, `build` runs again; without, the
+    refusal is raised as `TransactionRefusedError`.
+    """
+
+
 @dataclass(frozen=True)
 class Refusal:
     """One item whose condition said no, with the item as it was (None: it did not exist)."""
@@ -152,6 +170,10 @@ class Transaction:
 
     def __len__(self) -> int:
         return len(self._parts)
+
+    def participant(self, label: str, explain: Explain | None = None) -> Participant:
+        """A view adding items to this transaction, all with this label and explanation."""
+        return Participant(self, label, explain)
 
     def save(self, model: Model, condition: Condition | None = None, *, label: str, explain: Explain | None = None) -> None:
         request = model.get_save_kwargs_from_instance(condition=condition, return_values_on_condition_failure=_ALL_OLD)
@@ -218,9 +240,41 @@ class Transaction:
         ]
         for part, refusal in refused:
             decided = part.explain(refusal.item) if part.explain else None
+            if isinstance(decided, Replan):
+                break
             if decided is not None:
                 return decided
         return TransactionRefusedError([refusal for _, refusal in refused])
+
+
+@dataclass(frozen=True)
+class Participant:
+    """Items of one participant of a transaction: one label, one explanation.
+
+    The methods have the shapes of pynamodb's `TransactWrite`, so a participant
+    written against it joins unchanged (`return_values` is accepted and left
+    out: the composer always asks for the old item).
+    """
+
+    txn: Transaction
+    label: str
+    explain: Explain | None = None
+
+    def save(self, model: Model, condition: Condition | None = None, return_values: str | None = None) -> None:
+        self.txn.save(model, condition, label=self.label, explain=self.explain)
+
+    def update(
+        self, model: Model, actions: list[Action], condition: Condition | None = None, return_values: str | None = None
+    ) -> None:
+        self.txn.update(model, actions, condition, label=self.label, explain=self.explain)
+
+    def delete(self, model: Model, condition: Condition | None = None, return_values: str | None = None) -> None:
+        self.txn.delete(model, condition, label=self.label, explain=self.explain)
+
+    def condition_check(
+        self, model_cls: type[Model], hash_key: Any, range_key: Any = None, condition: Condition | None = None
+    ) -> None:
+        self.txn.condition_check(model_cls, hash_key, range_key, condition, label=self.label, explain=self.explain)
 
 
 class _Busy(Exception):

@@ -11,8 +11,11 @@ from chalicelib.appointments import service as appointments
 from chalicelib.appointments.schemas import BookingRequest
 from chalicelib.auth import ADMIN, MEMBER, STAFF, Principal
 from chalicelib.errors import ForbiddenError, NotFoundError
-from tests.appointment_helpers import MONDAY, at, make_store
+from chalicelib.stores import service as stores
+from chalicelib.stores.schemas import StoreSpec
+from tests.appointment_helpers import MONDAY, at, make_store, store_body
 from tests.conftest import unique
+from tests.test_transact import contention  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -309,37 +312,76 @@ def test_the_store_sees_the_days_bookings_by_start():
     assert [item["appointmentId"] for item in day["items"]] == [early["appointmentId"], late["appointmentId"]]
 
 
-def test_a_transaction_conflict_is_retried_until_the_write_goes_through(monkeypatch):
-    from pynamodb.connection.base import VerboseClientError
-    from pynamodb.exceptions import CancellationReason, TransactWriteError
-
+def test_a_transaction_conflict_is_retried_until_the_write_goes_through(contention):
     store_id = make_store()
-    real = db.transaction
-    conflicts = {"left": 2}
-
-    class Colliding:
-        """The first attempts collide with another transaction, as DynamoDB reports it."""
-
-        def __init__(self) -> None:
-            self.write = real()
-
-        def __enter__(self):
-            return self.write.__enter__()
-
-        def __exit__(self, *exc):
-            if conflicts["left"] and exc[0] is None:
-                conflicts["left"] -= 1
-                cause = VerboseClientError(
-                    {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}},
-                    "TransactWriteItems",
-                    {},
-                    cancellation_reasons=[CancellationReason(code="TransactionConflict")],
-                )
-                raise TransactWriteError("Failed to write transaction items", cause)
-            return self.write.__exit__(*exc)
-
-    monkeypatch.setattr(db, "transaction", Colliding)
+    hook = contention(2)
     with clock.frozen_at(MORNING):
         made = appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "17:00")))
         assert remaining(store_id, "film", at(MONDAY, "17:00")) == 1
-    assert made["status"] == "booked" and conflicts["left"] == 0
+    assert made["status"] == "booked" and hook.sent == 3
+
+
+# --- A container's copy of the store chooses, the write decides ----------------------------
+
+FILM = {"serviceId": "film", "name": "屏幕贴膜", "durationMinutes": 20, "capacity": 2}
+
+
+def change_store_elsewhere(monkeypatch, store_id: str, **changes) -> None:
+    """An admin changes the store through another container: this one keeps its cached copy."""
+    with monkeypatch.context() as elsewhere:
+        elsewhere.setattr(stores, "forget_cached_stores", lambda: None)
+        stores.put_store(store_id, StoreSpec.model_validate(store_body(**changes)), updated_by="tests")
+
+
+def booked_at(store_id: str, start: dt.datetime) -> int:
+    day = appointments.store_appointments(staff_of(store_id), None, start.date(), 50, None)["items"]
+    return sum(1 for item in day if item["start"] == clock.iso(start) and item["status"] == "booked")
+
+
+def test_a_stale_copy_of_the_store_never_books_past_a_lowered_capacity(monkeypatch):
+    store_id = make_store(services=[FILM])
+    start = at(MONDAY, "17:00")
+    with clock.frozen_at(MORNING):
+        appointments.book(unique("m"), booking(store_id, "film", start))  # this container now holds the store
+        change_store_elsewhere(monkeypatch, store_id, services=[{**FILM, "capacity": 1}])
+        with pytest.raises(appointments.SlotFullError):
+            appointments.book(unique("m"), booking(store_id, "film", start))
+        assert booked_at(store_id, start) == 1
+
+
+def test_a_stale_copy_of_the_store_costs_one_more_round_trip_after_a_raised_capacity(monkeypatch):
+    store_id = make_store(services=[{**FILM, "capacity": 1}])
+    start = at(MONDAY, "17:00")
+    with clock.frozen_at(MORNING):
+        appointments.book(unique("m"), booking(store_id, "film", start))
+        change_store_elsewhere(monkeypatch, store_id, services=[FILM])
+        with db.recording() as log:
+            appointments.book(unique("m"), booking(store_id, "film", start))
+        assert [request.operation for request in log] == ["TransactWriteItems", "TransactWriteItems"]
+        assert booked_at(store_id, start) == 2
+        with db.recording() as log:
+            appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "18:00")))
+        assert len(log) == 1  # the refusal brought the store as it is now
+
+
+def test_a_stale_copy_of_the_store_never_books_a_closed_day(monkeypatch):
+    store_id = make_store()
+    with clock.frozen_at(MORNING):
+        appointments.slots(store_id, "film", MONDAY)
+        change_store_elsewhere(monkeypatch, store_id, openHours={"tue": [{"open": "10:00", "close": "20:00"}]})
+        with pytest.raises(appointments.SlotClosedError):
+            appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "17:00")))
+        assert booked_at(store_id, at(MONDAY, "17:00")) == 0
+
+
+def test_a_stale_copy_of_the_store_never_moves_a_booking_past_a_lowered_capacity(monkeypatch):
+    store_id = make_store(services=[FILM])
+    target = at(MONDAY, "17:00")
+    with clock.frozen_at(MORNING):
+        appointments.book(unique("m"), booking(store_id, "film", target))
+        mover = unique("m")
+        made = appointments.book(mover, booking(store_id, "film", at(MONDAY, "15:00")))
+        change_store_elsewhere(monkeypatch, store_id, services=[{**FILM, "capacity": 1}])
+        with pytest.raises(appointments.SlotFullError):
+            appointments.reschedule(mover, made["appointmentId"], target)
+        assert booked_at(store_id, target) == 1

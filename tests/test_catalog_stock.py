@@ -5,9 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from pynamodb.exceptions import TransactWriteError
 
-from chalicelib import db
+from chalicelib import db, transact
 from chalicelib.catalog import service as catalog
 from chalicelib.catalog import stock
 from chalicelib.catalog.errors import AlreadyReservedError, BelowReservedError, NotHeldError, OutOfStockError
@@ -39,8 +38,7 @@ def test_a_reservation_is_one_transaction_in_one_round_trip(sku):
     store, order = unique("store"), unique("order")
     catalog.set_on_hand(store, sku, 5)
     with db.recording() as requests:
-        with db.transaction() as write:
-            hold = stock.reserve(write, store, sku, 2, order)
+        hold = transact.write(lambda txn: stock.reserve(txn, store, sku, 2, order))
     assert [r.operation for r in requests] == ["TransactWriteItems"]
     assert hold.line == f"{store}#{sku}"
     assert stock.holds_of(order) == [stock.Hold(order, store, sku, 2)]
@@ -58,11 +56,8 @@ def test_a_retried_reservation_inside_a_callers_transaction_is_explained(sku):
     store, order = unique("store"), unique("order")
     catalog.set_on_hand(store, sku, 5)
     stock.reserve_order(order, store, {sku: 1})
-    holds = []
-    with pytest.raises(TransactWriteError) as caught:
-        with db.transaction() as write:
-            holds.append(stock.reserve(write, store, sku, 1, order))
-    assert isinstance(stock.failure(caught.value, holds), AlreadyReservedError)
+    with pytest.raises(AlreadyReservedError):
+        transact.write(lambda txn: stock.reserve(txn, store, sku, 1, order))
     assert level(store, sku) == (5, 1, 4)
 
 
@@ -135,19 +130,12 @@ def test_release_and_commit_in_a_callers_transaction_refuse_what_is_not_held(sku
     store, order = unique("store"), unique("order")
     catalog.set_on_hand(store, sku, 4)
     stock.reserve_order(order, store, {sku: 2})
-    with db.transaction() as write:
-        stock.release(write, store, sku, 2, order)
+    transact.write(lambda txn: stock.release(txn, store, sku, 2, order))
     for settle in (stock.release, stock.commit):
-        holds = []
-        with pytest.raises(TransactWriteError) as caught:
-            with db.transaction() as write:
-                holds.append(settle(write, store, sku, 2, order))
-        assert isinstance(stock.failure(caught.value, holds), NotHeldError)
-    never = []
-    with pytest.raises(TransactWriteError) as caught:
-        with db.transaction() as write:
-            never.append(stock.release(write, store, sku, 1, unique("order")))
-    assert isinstance(stock.failure(caught.value, never), NotHeldError)
+        with pytest.raises(NotHeldError):
+            transact.write(lambda txn: settle(txn, store, sku, 2, order))
+    with pytest.raises(NotHeldError):
+        transact.write(lambda txn: stock.release(txn, store, sku, 1, unique("order")))
     assert level(store, sku) == (4, 0, 4)
 
 
@@ -206,3 +194,32 @@ def test_a_first_count_never_overwrites_live_stock(sku):
     stock.reserve_order(unique("order"), store, {sku: 1})
     assert catalog.stock_first_count(store, sku, 50) is False
     assert level(store, sku) == (5, 1, 4)
+
+
+def test_an_order_puts_its_longest_stock_list_and_its_coupon_lock_in_one_transaction(stack):
+    from chalicelib.coupons import checkout, claims, service
+    from tests.coupon_helpers import new_campaign
+
+    store, order = unique("store"), unique("order")
+    skus = [unique("sku") for _ in range(stock.MAX_LINES)]
+    for sku_id in skus:
+        catalog.put_sku(sku_id, SkuPut(title="测试配件", price=1900, category="accessory"))
+        catalog.set_on_hand(store, sku_id, 1)
+    member_id = unique("m")
+    coupon_id = claims.claim(member_id, new_campaign(threshold=0)["campaignId"])["couponId"]
+    too_many = {sku_id: 1 for sku_id in skus[:-1]} | {skus[-1]: 2}
+
+    def build(txn: transact.Transaction, quantities: dict[str, int]) -> None:
+        checkout.add_lock(txn, member_id, coupon_id, order)
+        stock.reserve_lines(txn, order, store, quantities)
+
+    with pytest.raises(OutOfStockError) as caught:
+        transact.write(lambda txn: build(txn, too_many))
+    assert caught.value.sku_id == skus[-1]
+    assert service.get_coupon(member_id, coupon_id).status == "available"
+    with db.recording() as requests:
+        transact.write(lambda txn: build(txn, {sku_id: 1 for sku_id in skus}))
+    assert [r.operation for r in requests] == ["TransactWriteItems"]
+    assert len(stock.holds_of(order)) == stock.MAX_LINES
+    assert service.get_coupon(member_id, coupon_id).status == "locked"
+    assert stock.MAX_LINES * 2 + 10 <= transact.MAX_ITEMS  # room left for the order and its points freeze

@@ -10,7 +10,13 @@ import pytest
 from chalicelib import clock
 from chalicelib.coupons import checkout, claims, service
 from chalicelib.coupons.checkout import Basket, BasketLine
-from chalicelib.coupons.errors import CouponExpiredError, CouponLockedError, CouponNotApplicableError, CouponUsedError
+from chalicelib.coupons.errors import (
+    CouponExpiredError,
+    CouponLockedError,
+    CouponNotApplicableError,
+    CouponNotLockedError,
+    CouponUsedError,
+)
 from chalicelib.coupons.models import Coupon
 from chalicelib.errors import ConflictError
 from tests.conftest import unique
@@ -172,14 +178,16 @@ def test_an_expired_coupon_cannot_be_locked(stack):
 
 
 def test_the_lock_can_join_the_orders_transaction(stack):
-    from chalicelib import db
+    from chalicelib import db, transact
 
     member_id, coupon_id = _coupon(kind="cash", value=1000, threshold=0)
     with db.recording() as log:
-        with db.transaction() as write:
-            checkout.add_lock(write, member_id, coupon_id, "order-a")
+        transact.write(lambda txn: checkout.add_lock(txn, member_id, coupon_id, "order-a"))
     assert len(log) == 1 and _status(member_id, coupon_id) == "locked"
-    with db.transaction() as write:
-        checkout.add_use(write, member_id, coupon_id, "order-a")
+    with pytest.raises(CouponLockedError):
+        transact.write(lambda txn: checkout.add_lock(txn, member_id, coupon_id, "order-b"))
+    transact.write(lambda txn: checkout.add_use(txn, member_id, coupon_id, "order-a"))
     assert isinstance(service.get_coupon(member_id, coupon_id), Coupon)
     assert _status(member_id, coupon_id) == "used"
+    with pytest.raises(CouponNotLockedError):
+        transact.write(lambda txn: checkout.add_release(txn, member_id, coupon_id, "order-a"))

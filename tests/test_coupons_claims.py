@@ -166,3 +166,18 @@ def test_one_member_racing_ten_times_against_a_limit_of_two_gets_two(stack):
     assert outcomes.count("LIMIT_REACHED") == 8
     assert len(service.member_coupons(member_id, None, 20, None)["items"]) == 2
     assert service.remaining(campaign_id) == 98
+
+
+def test_a_claim_reads_every_shard_after_landing_on_two_empty_ones(stack, monkeypatch):
+    campaign = new_campaign(totalStock=8, shardCount=8, perMemberLimit=5)
+    campaign_id = campaign["campaignId"]
+    for shard in range(7):
+        StockShard(campaign_id, shard).update(actions=[StockShard.remaining.set(0)])
+    service.campaign(campaign_id)
+    monkeypatch.setattr(claims.random, "choice", lambda shards: shards[0])  # the lowest shard first
+    with db.recording() as log:
+        claims.claim(unique("m"), campaign_id)
+    assert [request.operation for request in log] == [
+        "TransactWriteItems", "TransactWriteItems", "Query", "TransactWriteItems",
+    ]
+    assert service.remaining(campaign_id) == 0

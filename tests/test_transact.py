@@ -11,7 +11,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 
 from chalicelib import db, transact
 from chalicelib.errors import ConflictError
-from chalicelib.transact import RetryPolicy, Transaction, TransactionRefusedError, TransactionTooLargeError
+from chalicelib.transact import Replan, RetryPolicy, Transaction, TransactionRefusedError, TransactionTooLargeError
 from tests.conftest import unique
 
 
@@ -108,6 +108,38 @@ def test_replanning_starts_from_what_the_refusal_showed() -> None:
         assert transact.write(build, replan=True) == 4
     assert plans == [0, 3]
     assert len(requests) == 2
+
+
+def test_a_stale_plan_outranks_the_explanations_after_it() -> None:
+    version, nearly_full = fresh(1), fresh(9)
+    plans: list[int] = []
+
+    def build(txn: Transaction) -> None:
+        seen = txn.previous_refusal.item("version").value if txn.previous_refusal else 0
+        plans.append(seen)
+        txn.condition_check(Counter, version.counter_id, condition=Counter.value == seen, label="version",
+                            explain=lambda old: Replan())
+        # Judged by the stale plan, this refusal would say "over the limit": it is not asked.
+        add(txn, nearly_full, 1, 10 if seen else 9, label="full", explain=lambda old: OverLimitError())
+
+    with pytest.raises(TransactionRefusedError):
+        transact.write(build)
+    transact.write(build, replan=True)
+    assert plans == [0, 0, 1]
+    assert Counter.get(nearly_full.counter_id).value == 10
+
+
+def test_a_participant_adds_its_items_under_one_label_and_one_explanation() -> None:
+    roomy, full = fresh(0), fresh(9)
+
+    def build(txn: Transaction) -> None:
+        counters = txn.participant("counters", lambda old: OverLimitError(f"at {old.value}"))
+        counters.update(roomy, actions=[Counter.value.add(1)], condition=Counter.value < 5, return_values="ALL_OLD")
+        counters.update(full, actions=[Counter.value.add(1)], condition=Counter.value < 5)
+
+    with pytest.raises(OverLimitError, match="at 9"):
+        transact.write(build)
+    assert Counter.get(roomy.counter_id).value == 0
 
 
 def test_more_than_a_hundred_items_is_refused_before_anything_is_sent() -> None:

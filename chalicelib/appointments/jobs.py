@@ -12,13 +12,14 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import UpdateError
 
-from chalicelib import clock, db
+from chalicelib import clock, transact
 from chalicelib.appointments.models import BOOKED, NO_SHOW, Appointment, MemberBookingRecord
 from chalicelib.appointments.policy import policy
 from chalicelib.config import settings
 from chalicelib.errors import UnauthenticatedError
+from chalicelib.transact import Transaction, TransactionRefusedError, TryAgainError
 
 __all__ = ["send_reminders", "mark_no_shows", "reminder_key", "due_offset"]
 
@@ -136,28 +137,30 @@ def mark_no_shows(now: dt.datetime) -> dict[str, int]:
 def _mark(appointment: Appointment, now: dt.datetime) -> bool:
     """The booking becomes a no-show and the member's count grows, together, once."""
     still_open = (Appointment.status == BOOKED) & (Appointment.end <= now)
+
+    def build(txn: Transaction) -> None:
+        txn.update(
+            appointment,
+            [
+                Appointment.status.set(NO_SHOW),
+                Appointment.no_show_at.set(now),
+                Appointment.updated_at.set(now),
+                Appointment.open_day.remove(),
+                Appointment.version.add(1),
+            ],
+            still_open,
+            label="booking",
+        )
+        txn.update(
+            MemberBookingRecord(appointment.member_id),
+            [MemberBookingRecord.no_shows.add(1), MemberBookingRecord.strikes.add(1)],
+            label="record",
+        )
+
     try:
-        with db.transaction() as write:
-            write.update(
-                appointment,
-                actions=[
-                    Appointment.status.set(NO_SHOW),
-                    Appointment.no_show_at.set(now),
-                    Appointment.updated_at.set(now),
-                    Appointment.open_day.remove(),
-                    Appointment.version.add(1),
-                ],
-                condition=still_open,
-            )
-            write.update(
-                MemberBookingRecord(appointment.member_id),
-                actions=[MemberBookingRecord.no_shows.add(1), MemberBookingRecord.strikes.add(1)],
-            )
-    except TransactWriteError as exc:
-        codes = db.cancellation_codes(exc)
-        if "ConditionalCheckFailed" in codes or "TransactionConflict" in codes:
-            return False  # checked in, cancelled or marked by an overlapping run meanwhile; the next run sees it
-        raise
+        transact.write(build)
+    except (TransactionRefusedError, TryAgainError):
+        return False  # checked in, cancelled or marked by an overlapping run meanwhile; the next run sees it
     return True
 
 
@@ -166,14 +169,14 @@ def _block_if_due(member_id: str, now: dt.datetime) -> int:
     rules = policy()
     if rules.no_show_block_days == 0:
         return 0
+    record = MemberBookingRecord(member_id)
+    actions = [
+        MemberBookingRecord.strikes.add(-rules.no_show_limit),
+        MemberBookingRecord.blocked_until.set(now + dt.timedelta(days=rules.no_show_block_days)),
+    ]
+    limit_reached = MemberBookingRecord.strikes >= rules.no_show_limit
     try:
-        MemberBookingRecord(member_id).update(
-            actions=[
-                MemberBookingRecord.strikes.add(-rules.no_show_limit),
-                MemberBookingRecord.blocked_until.set(now + dt.timedelta(days=rules.no_show_block_days)),
-            ],
-            condition=MemberBookingRecord.strikes >= rules.no_show_limit,
-        )
+        transact.retrying(lambda: record.update(actions=actions, condition=limit_reached))
     except UpdateError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
             return 0

@@ -7,14 +7,16 @@ creates.
 
 Every booking change is one `TransactWriteItems` whose conditions are the rules:
 
-    book        counter   ADD booked 1      if booked < capacity (or no counter yet)  -> SLOT_FULL
-                booking   PUT               if the id is new
-                guards    PUT per step      if absent                                -> ALREADY_BOOKED
+    book        store     CONDITION CHECK   if its revision is the cached copy's     -> planned again
                 member    CONDITION CHECK   if not blocked for no-shows              -> BOOKING_BLOCKED
+                guards    PUT per step      if absent                                -> ALREADY_BOOKED
+                counter   ADD booked 1      if booked < capacity (or no counter yet)  -> SLOT_FULL
+                booking   PUT               if the id is new
     cancel      booking   status=cancelled  if the caller's and booked
                 counter   ADD booked -1     if booked > 0
                 guards    DELETE
-    reschedule  old booking status=rescheduled, rescheduled_to  if the caller's and booked
+    reschedule  store     CONDITION CHECK   if its revision is the cached copy's     -> planned again
+                old booking status=rescheduled, rescheduled_to  if the caller's and booked
                 new booking PUT             if the id is new
                 new counter ADD 1           if booked < capacity                     -> SLOT_FULL
                 old counter ADD -1          if booked > 0
@@ -48,12 +50,16 @@ every booking, overlap checked in Python, retries under contention). Cost: a
 20-minute service writes 4 guards, a 60-minute one 12, the longest allowed
 (180 minutes) 36, so even a reschedule (a put per new step, shared ones
 re-pointed to the new booking, a delete per old step; at most 72 guards and
-4 other items) stays inside the 100 items of one transaction. Cancelling
+5 other items) stays inside the 100 items of one transaction. Cancelling
 deletes the guards; checked-in and missed bookings keep theirs until their
 TTL, as they lie in the past; a moved booking's guards are the new one's.
 
 Booking and reschedule read nothing: the store comes from the stores'
-per-container cache. Cancel reads nothing either. Check-in is one UpdateItem
+per-container cache, and the write checks that the store still has the
+revision that copy came from, so a capacity or hours the cache holds from
+before an admin's change can pick the slot but never decide it; a stale copy
+costs the write one more round trip, planned again from the store the
+refusal brought back. Cancel reads nothing either. Check-in is one UpdateItem
 (the store and the times come from the id; the item answers with its new
 values), conditioned on the booking being booked and not over.
 """
@@ -61,18 +67,14 @@ values), conditioned on the booking being booked and not over.
 from __future__ import annotations
 
 import datetime as dt
-import random
 import re
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib import clock, db
+from chalicelib import clock, db, transact
 from chalicelib.appointments.models import (
     BOOKED,
     CANCELLED,
@@ -89,6 +91,7 @@ from chalicelib.auth import Principal
 from chalicelib.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
 from chalicelib.stores import service as stores
 from chalicelib.stores.schemas import GRID_MINUTES, MAX_SERVICE_MINUTES
+from chalicelib.transact import Explain, Transaction, TransactionRefusedError, TryAgainError
 
 __all__ = [
     "Slot",
@@ -117,7 +120,6 @@ __all__ = [
 GUARD_STEP = dt.timedelta(minutes=GRID_MINUTES)
 # Guards and counters outlive their slot by this much, then DynamoDB's TTL tidies them.
 KEEP_AFTER_END = dt.timedelta(days=2)
-_ATTEMPTS = 10
 _APPOINTMENT_ID = re.compile(
     r"^a-(?P<store>[A-Za-z0-9_-]{1,64})\.(?P<service>[A-Za-z0-9_-]{1,64})"
     r"\.(?P<start>[0-9]{12})\.(?P<minutes>[1-9][0-9]{0,2})\.[0-9a-f]{16}$"
@@ -159,11 +161,6 @@ class TooEarlyError(ConflictError):
 class NotBookedError(ConflictError):
     code = "NOT_BOOKED"
     default_message = "this appointment is no longer booked"
-
-
-class TryAgainError(ConflictError):
-    code = "TRY_AGAIN"
-    default_message = "too many simultaneous changes to this slot, try again"
 
 
 # --- Slots ----------------------------------------------------------------------------
@@ -265,63 +262,6 @@ def _guard(key: str, appointment_id: str, end: dt.datetime) -> OverlapGuard:
     return OverlapGuard(key, appointment_id=appointment_id, expires_at=end + KEEP_AFTER_END)
 
 
-# --- One transaction, its items labelled ------------------------------------------------
-
-_ORDER = ("check", "delete", "put", "update")  # the order pynamodb sends the items in
-
-
-class _Cancelled(Exception):
-    def __init__(self, failed: set[str]) -> None:
-        super().__init__(", ".join(sorted(failed)))
-        self.failed = failed
-
-
-class _Plan:
-    """The items of one TransactWriteItems, each with a label naming its rule."""
-
-    def __init__(self) -> None:
-        self._items: list[tuple[str, str, Callable[[TransactWrite], None]]] = []
-
-    def check(self, label: str, model: type[db.SiyuModel], hash_key: str, condition: Any) -> None:
-        self._items.append(("check", label, lambda w: w.condition_check(model, hash_key, condition=condition)))
-
-    def put(self, label: str, item: db.SiyuModel, condition: Any = None) -> None:
-        self._items.append(("put", label, lambda w: w.save(item, condition=condition)))
-
-    def update(self, label: str, item: db.SiyuModel, actions: list[Any], condition: Any = None) -> None:
-        self._items.append(("update", label, lambda w: w.update(item, actions=actions, condition=condition)))
-
-    def delete(self, label: str, item: db.SiyuModel) -> None:
-        self._items.append(("delete", label, lambda w: w.delete(item)))
-
-    def _labels(self) -> list[str]:
-        return [label for kind in _ORDER for k, label, _ in self._items if k == kind]
-
-    def commit(self) -> None:
-        """Write everything or nothing; `_Cancelled` names the rules that said no.
-
-        Transactions that collide on an item (racing bookings of one slot) are
-        cancelled with `TransactionConflict` and retried here after a jittered pause.
-        """
-        for attempt in range(_ATTEMPTS):
-            try:
-                with db.transaction() as write:
-                    for _, _, add in self._items:
-                        add(write)
-                return
-            except TransactWriteError as exc:
-                codes = db.cancellation_codes(exc)
-                if not codes:
-                    raise
-                failed = {label for label, code in zip(self._labels(), codes) if code == "ConditionalCheckFailed"}
-                if failed:
-                    raise _Cancelled(failed) from exc
-                if not any(code == "TransactionConflict" for code in codes):
-                    raise
-            time.sleep(random.uniform(0.005, 0.02) * (1 + attempt))
-        raise TryAgainError()
-
-
 # --- Booking ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -403,39 +343,46 @@ def _seat_free(capacity: int) -> Any:
     return SlotCounter.booked.does_not_exist() | (SlotCounter.booked < capacity)
 
 
-def book(member_id: str, request: BookingRequest) -> dict[str, Any]:
-    store = stores.find_store(request.store_id)
-    service = store.service(request.service_id)
-    now = clock.now()
-    slot = _open_slot(store, service, request.start, now)
-    appointment = _booked(member_id, store, service, slot, now, note=request.note)
-    plan = _Plan()
-    plan.check("blocked", MemberBookingRecord, member_id, _not_blocked(now))
-    plan.update(
-        "slot",
+def _take_seat(txn: Transaction, store: stores.Store, service: stores.Service, slot: Slot) -> None:
+    """One seat of the slot, of the capacity the store's revision (checked in the same write) gives."""
+    txn.update(
         _counter(store.store_id, service.service_id, slot),
-        actions=[SlotCounter.booked.add(1), SlotCounter.expires_at.set(slot.end + KEEP_AFTER_END)],
-        condition=_seat_free(slot.capacity),
+        [SlotCounter.booked.add(1), SlotCounter.expires_at.set(slot.end + KEEP_AFTER_END)],
+        _seat_free(slot.capacity),
+        label="slot",
+        explain=lambda old: SlotFullError(),
     )
-    plan.put("booking", appointment, condition=Appointment.appointment_id.does_not_exist())
-    for key in guard_keys(member_id, slot.start, slot.end):
-        guard = _guard(key, appointment.appointment_id, slot.end)
-        plan.put("guard", guard, condition=OverlapGuard.key.does_not_exist())
-    try:
-        plan.commit()
-    except _Cancelled as cancelled:
-        raise _booking_error(cancelled.failed) from cancelled
-    return view(appointment)
 
 
-def _booking_error(failed: set[str]) -> ConflictError:
-    if "blocked" in failed:
-        return BookingBlockedError()
-    if "guard" in failed:
-        return AlreadyBookedError()
-    if "slot" in failed:
-        return SlotFullError()
-    return ConflictError("the booking changed meanwhile, try again")
+def _hold_step(txn: Transaction, key: str, appointment_id: str, end: dt.datetime) -> None:
+    txn.save(
+        _guard(key, appointment_id, end),
+        OverlapGuard.key.does_not_exist(),
+        label="guard",
+        explain=lambda old: AlreadyBookedError(),
+    )
+
+
+def book(member_id: str, request: BookingRequest) -> dict[str, Any]:
+    now = clock.now()
+
+    def build(txn: Transaction) -> Appointment:
+        store = stores.find_store(request.store_id)
+        service = store.service(request.service_id)
+        slot = _open_slot(store, service, request.start, now)
+        appointment = _booked(member_id, store, service, slot, now, note=request.note)
+        stores.require_unchanged(txn, store)
+        txn.condition_check(
+            MemberBookingRecord, member_id, condition=_not_blocked(now),
+            label="blocked", explain=lambda old: BookingBlockedError(),
+        )
+        for key in guard_keys(member_id, slot.start, slot.end):
+            _hold_step(txn, key, appointment.appointment_id, slot.end)
+        _take_seat(txn, store, service, slot)
+        txn.save(appointment, Appointment.appointment_id.does_not_exist(), label="booking")
+        return appointment
+
+    return view(transact.write(build, replan=True))
 
 
 # --- Reading bookings --------------------------------------------------------------------
@@ -483,19 +430,35 @@ def _callers_and_booked(member_id: str) -> Any:
     return (Appointment.member_id == member_id) & (Appointment.status == BOOKED)
 
 
-
-def _close_booking(plan: _Plan, member_id: str, appointment_id: str, now: dt.datetime, *actions: Any) -> None:
+def _close_booking(
+    txn: Transaction, member_id: str, appointment_id: str, now: dt.datetime, actions: list[Any], explain: Explain
+) -> None:
     """Take the caller's booking out of the open ones, only if it is theirs and still booked."""
-    plan.update(
-        "booking",
+    txn.update(
         Appointment(appointment_id),
-        actions=[*actions, Appointment.updated_at.set(now), Appointment.open_day.remove(), Appointment.version.add(1)],
-        condition=_callers_and_booked(member_id),
+        [*actions, Appointment.updated_at.set(now), Appointment.open_day.remove(), Appointment.version.add(1)],
+        _callers_and_booked(member_id),
+        label="booking",
+        explain=explain,
     )
+
+
+def _not_closable(member_id: str, old: Appointment | None) -> Exception:
+    """Why the caller's booking could not be closed, from the booking as the refusal found it."""
+    if old is None or old.member_id != member_id:
+        return NotFoundError("no such appointment")
+    if old.status != BOOKED:
+        return _not_booked(old)
+    return _changed_meanwhile()
+
+
+def _not_booked(appointment: Appointment) -> NotBookedError:
+    return NotBookedError(f"this appointment is {appointment.status.replace('_', ' ')}")
+
 
 def _require_booked(appointment: Appointment) -> None:
     if appointment.status != BOOKED:
-        raise NotBookedError(f"this appointment is {appointment.status.replace('_', ' ')}")
+        raise _not_booked(appointment)
 
 
 def _own_and_booked(member_id: str, appointment_id: str) -> Appointment:
@@ -531,25 +494,32 @@ def cancel(member_id: str, appointment_id: str) -> dict[str, Any]:
             return view(_with_notes([appointment])[0])
         _require_booked(appointment)
         raise late
-    plan = _Plan()
-    _close_booking(plan, member_id, appointment_id, now, Appointment.status.set(CANCELLED), Appointment.cancelled_at.set(now))
-    plan.update(
-        "slot",
-        _counter(ref.store_id, ref.service_id, ref.slot),
-        actions=[SlotCounter.booked.add(-1)],
-        condition=SlotCounter.booked > 0,
-    )
-    for key in guard_keys(member_id, ref.start, ref.end):
-        plan.delete("guard", OverlapGuard(key))
+
+    def is_cancelled(old: Appointment | None) -> bool:
+        return old is not None and old.member_id == member_id and old.status == CANCELLED
+
+    def build(txn: Transaction) -> None:
+        _close_booking(
+            txn, member_id, appointment_id, now, [Appointment.status.set(CANCELLED), Appointment.cancelled_at.set(now)],
+            # Cancelled already: no error, the cancelled booking is the answer.
+            explain=lambda old: None if is_cancelled(old) else _not_closable(member_id, old),
+        )
+        txn.update(
+            _counter(ref.store_id, ref.service_id, ref.slot),
+            [SlotCounter.booked.add(-1)],
+            SlotCounter.booked > 0,
+            label="slot",
+        )
+        for key in guard_keys(member_id, ref.start, ref.end):
+            txn.delete(OverlapGuard(key), label="guard")
+
     try:
-        plan.commit()
-    except _Cancelled as cancelled:
-        if "booking" in cancelled.failed:
-            appointment = _own(member_id, appointment_id)
-            if appointment.status == CANCELLED:
-                return view(_with_notes([appointment])[0])
-            _require_booked(appointment)
-        raise _changed_meanwhile() from cancelled
+        transact.write(build)
+    except TransactionRefusedError as refused:
+        cancelled = refused.item("booking")
+        if is_cancelled(cancelled):
+            return view(_with_notes([cancelled])[0])
+        raise _changed_meanwhile() from refused
     return {
         "appointmentId": appointment_id,
         "storeId": ref.store_id,
@@ -561,15 +531,10 @@ def cancel(member_id: str, appointment_id: str) -> dict[str, Any]:
     }
 
 
-def reschedule(member_id: str, appointment_id: str, start: dt.datetime) -> dict[str, Any]:
-    """Move to another slot: a new booking takes the new seat and the old one is marked `rescheduled`.
-
-    One write, or nothing changes. The answer is the new booking, with its new id
-    and `rescheduledFrom`; the note stays on the old booking and is read from
-    there when the new one is read (so the answer leaves it out).
-    """
-    ref = _parse_id(appointment_id)
-    now = clock.now()
+def _destination(
+    member_id: str, appointment_id: str, ref: _Ref, start: dt.datetime, now: dt.datetime
+) -> tuple[stores.Store, stores.Service, Slot]:
+    """The store, service and open slot a booking moves to; a stranger's or finished booking says so first."""
     try:
         late = _too_late(ref, now)
         if late is not None:
@@ -579,47 +544,59 @@ def reschedule(member_id: str, appointment_id: str, start: dt.datetime) -> dict[
             service = store.service(ref.service_id)
         except stores.ServiceNotOfferedError as exc:
             raise SlotClosedError("this store no longer offers this service") from exc
-        new = _open_slot(store, service, start, now)
+        return store, service, _open_slot(store, service, start, now)
     except (ConflictError, NotFoundError):
-        _own_and_booked(member_id, appointment_id)  # a stranger's or a finished booking says so first
+        _own_and_booked(member_id, appointment_id)
         raise
-    if new.start == ref.start:
+
+
+def reschedule(member_id: str, appointment_id: str, start: dt.datetime) -> dict[str, Any]:
+    """Move to another slot: a new booking takes the new seat and the old one is marked `rescheduled`.
+
+    One write, or nothing changes. The answer is the new booking, with its new id
+    and `rescheduledFrom`; the note stays on the old booking and is read from
+    there when the new one is read (so the answer leaves it out).
+    """
+    ref = _parse_id(appointment_id)
+    now = clock.now()
+
+    def build(txn: Transaction) -> Appointment | None:
+        store, service, new = _destination(member_id, appointment_id, ref, start, now)
+        if new.start == ref.start:
+            return None
+        moved = _booked(member_id, store, service, new, now, rescheduled_from=appointment_id)
+        new_id = moved.appointment_id
+        old_keys = guard_keys(member_id, ref.start, ref.end)
+        new_keys = guard_keys(member_id, new.start, new.end)
+        stores.require_unchanged(txn, store)
+        _close_booking(
+            txn, member_id, appointment_id, now,
+            [Appointment.status.set(RESCHEDULED), Appointment.rescheduled_to.set(new_id)],
+            explain=lambda old: _not_closable(member_id, old),
+        )
+        for key in new_keys:
+            if key in old_keys:
+                # The step is already the member's, through the booking this write moves: it now names the new one.
+                txn.save(_guard(key, new_id, new.end), label="shared-guard")
+            else:
+                _hold_step(txn, key, new_id, new.end)
+        _take_seat(txn, store, service, new)
+        txn.update(
+            _counter(ref.store_id, ref.service_id, ref.slot),
+            [SlotCounter.booked.add(-1)],
+            SlotCounter.booked > 0,
+            label="old-slot",
+            explain=lambda old: _changed_meanwhile(),
+        )
+        txn.save(moved, Appointment.appointment_id.does_not_exist(), label="new-booking")
+        for key in old_keys:
+            if key not in new_keys:
+                txn.delete(OverlapGuard(key), label="old-guard")
+        return moved
+
+    moved = transact.write(build, replan=True)
+    if moved is None:
         return view(_with_notes([_own_and_booked(member_id, appointment_id)])[0])
-    moved = _booked(member_id, store, service, new, now, rescheduled_from=appointment_id)
-    new_id = moved.appointment_id
-    old_keys = guard_keys(member_id, ref.start, ref.end)
-    new_keys = guard_keys(member_id, new.start, new.end)
-    plan = _Plan()
-    _close_booking(plan, member_id, appointment_id, now, Appointment.status.set(RESCHEDULED), Appointment.rescheduled_to.set(new_id))
-    plan.put("new-booking", moved, condition=Appointment.appointment_id.does_not_exist())
-    plan.update(
-        "slot",
-        _counter(store.store_id, service.service_id, new),
-        actions=[SlotCounter.booked.add(1), SlotCounter.expires_at.set(new.end + KEEP_AFTER_END)],
-        condition=_seat_free(new.capacity),
-    )
-    plan.update(
-        "old-slot",
-        _counter(ref.store_id, ref.service_id, ref.slot),
-        actions=[SlotCounter.booked.add(-1)],
-        condition=SlotCounter.booked > 0,
-    )
-    for key in new_keys:
-        if key in old_keys:
-            # The step is already the member's, through the booking this write moves: it now names the new one.
-            plan.put("shared-guard", _guard(key, new_id, new.end))
-        else:
-            plan.put("guard", _guard(key, new_id, new.end), condition=OverlapGuard.key.does_not_exist())
-    for key in old_keys:
-        if key not in new_keys:
-            plan.delete("old-guard", OverlapGuard(key))
-    try:
-        plan.commit()
-    except _Cancelled as cancelled:
-        if "booking" in cancelled.failed:
-            _own_and_booked(member_id, appointment_id)
-            raise _changed_meanwhile() from cancelled
-        raise _booking_error(cancelled.failed) from cancelled
     answer = view(moved)
     del answer["note"]
     return answer
@@ -656,33 +633,25 @@ def check_in(caller: Principal, appointment_id: str) -> dict[str, Any]:
             return answer
         raise
     appointment = Appointment(appointment_id)
-    for attempt in range(_ATTEMPTS):
-        try:
-            appointment.update(
-                actions=[
-                    Appointment.status.set(CHECKED_IN),
-                    Appointment.checked_in_at.set(now),
-                    Appointment.checked_in_by.set(caller.member_id),
-                    Appointment.updated_at.set(now),
-                    Appointment.open_day.remove(),
-                    Appointment.version.add(1),
-                ],
-                condition=(
-                    (Appointment.store_id == ref.store_id) & (Appointment.status == BOOKED) & (Appointment.end > now)
-                ),
-            )
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                answer = _check_in_refusal(caller, appointment_id)
-                if answer is not None:
-                    return answer
-                raise _changed_meanwhile() from exc
-            if exc.cause_response_code != "TransactionConflictException":
-                raise
-            time.sleep(random.uniform(0.005, 0.02) * (1 + attempt))
-            continue
-        return store_view(_with_notes([appointment])[0])
-    raise TryAgainError()
+    actions = [
+        Appointment.status.set(CHECKED_IN),
+        Appointment.checked_in_at.set(now),
+        Appointment.checked_in_by.set(caller.member_id),
+        Appointment.updated_at.set(now),
+        Appointment.open_day.remove(),
+        Appointment.version.add(1),
+    ]
+    arrived_in_time = (Appointment.store_id == ref.store_id) & (Appointment.status == BOOKED) & (Appointment.end > now)
+    try:
+        transact.retrying(lambda: appointment.update(actions=actions, condition=arrived_in_time))
+    except UpdateError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        answer = _check_in_refusal(caller, appointment_id)
+        if answer is not None:
+            return answer
+        raise _changed_meanwhile() from exc
+    return store_view(_with_notes([appointment])[0])
 
 
 def _page_start(cursor: dict[str, Any] | None, fixed: dict[str, str]) -> dict[str, Any] | None:

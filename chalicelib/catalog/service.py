@@ -11,8 +11,8 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib import clock, db
-from chalicelib.catalog.errors import BelowReservedError, SkuNotFoundError
+from chalicelib import clock, db, transact
+from chalicelib.catalog.errors import BelowReservedError, SkuNotFoundError, StockBusyError
 from chalicelib.catalog.models import LISTED, Sku, Stock
 from chalicelib.catalog.schemas import SkuPut
 from chalicelib.errors import InvalidRequestError
@@ -136,16 +136,14 @@ def set_on_hand(store_id: str, sku_id: str, on_hand: int) -> dict[str, Any]:
     # The invariant: reserved <= on_hand, i.e. available never negative.
     covers_reserved = Stock.reserved.does_not_exist() | (Stock.reserved <= on_hand)
     stock = Stock(store_id, sku_id)
+    actions = [
+        Stock.on_hand.set(on_hand),
+        Stock.reserved.set(reserved_or_zero),
+        Stock.available.set(on_hand - reserved_or_zero),
+        Stock.updated_at.set(clock.now()),
+    ]
     try:
-        stock.update(
-            actions=[
-                Stock.on_hand.set(on_hand),
-                Stock.reserved.set(reserved_or_zero),
-                Stock.available.set(on_hand - reserved_or_zero),
-                Stock.updated_at.set(clock.now()),
-            ],
-            condition=covers_reserved,
-        )
+        transact.retrying(lambda: stock.update(actions=actions, condition=covers_reserved), busy=StockBusyError)
     except UpdateError as exc:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise
@@ -159,10 +157,9 @@ def stock_first_count(store_id: str, sku_id: str, on_hand: int) -> bool:
     check_id("storeId", store_id)
     _get(sku_id)
     now = clock.now()
+    first = Stock(store_id, sku_id, on_hand=on_hand, reserved=0, available=on_hand, updated_at=now)
     try:
-        Stock(store_id, sku_id, on_hand=on_hand, reserved=0, available=on_hand, updated_at=now).save(
-            condition=Stock.store_id.does_not_exist()
-        )
+        transact.retrying(lambda: first.save(condition=Stock.store_id.does_not_exist()), busy=StockBusyError)
     except PutError as exc:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise

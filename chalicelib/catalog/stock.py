@@ -1,50 +1,46 @@
 """Stock that orders reserve, release and ship, and where it can be found.
 
-Orders put these writes into their own `db.transaction()`, next to their other
-effects, so one TransactWriteItems reserves every line or none:
+Orders add these writes to their own composed transaction, next to their
+other effects, so one TransactWriteItems reserves every line or none:
 
-    with db.transaction() as write:
-        holds = [stock.reserve(write, store_id, sku_id, qty, order_id) for sku_id, qty in lines]
-        ...  # the order's own writes
+    def build(txn: Transaction) -> Order:
+        holds = stock.reserve_lines(txn, order_id, store_id, quantities)
+        ...  # the coupon lock, the points freeze, the order itself
+    transact.write(build, busy=StockBusyError)
 
-Each call adds two writes:
+Each line adds two items, each with the explanation of its refusal:
 
 - the reservation item `(order_id, "<storeId>#<skuId>")`, the natural
   idempotency key: `reserve` requires it absent, so a retried reservation is
-  refused instead of counted twice; `release` and `commit` require it `held`,
-  so neither happens twice;
+  refused (`AlreadyReservedError`) instead of counted twice; `release` and
+  `commit` require it `held`, so neither happens twice (`NotHeldError`);
 - the stock row, with `available` (always `on_hand - reserved`) moved together
   with `reserved` and `on_hand`. DynamoDB conditions cannot subtract, so the
   invariant "reserved never exceeds on hand" is the condition
-  `available >= qty` on the row itself.
+  `available >= qty` on the row itself (`OutOfStockError`; a row that does not
+  exist refuses the same way).
 
-A cancelled transaction is explained by `failure(error, holds)`. One
-transaction may touch a given (store, SKU) row once: merge lines first.
+One transaction may touch a given (store, SKU) row once: merge lines first.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pynamodb.exceptions import TransactWriteError
-from pynamodb.transactions import TransactWrite
-
-from chalicelib import clock, db
+from chalicelib import clock, transact
 from chalicelib.catalog.errors import AlreadyReservedError, NotHeldError, OutOfStockError, StockBusyError
 from chalicelib.catalog.models import COMMITTED, HELD, RELEASED, Stock, StockReservation
-from chalicelib.errors import SiyuError
+from chalicelib.transact import Explain, Transaction
 
 __all__ = [
     "Hold",
     "reserve",
+    "reserve_lines",
     "release",
     "commit",
-    "failure",
     "holds_of",
     "reserve_order",
     "release_order",
@@ -55,10 +51,10 @@ __all__ = [
 ]
 
 Action = Literal["reserve", "release", "commit"]
-# TransactWriteItems takes 100 items; each line writes two.
-MAX_LINES = 50
-# Transactions that touch the same rows at once are cancelled (TransactionConflict) and retried.
-_ATTEMPTS = 8
+# Each line writes two items; the rest of a transaction's budget is left to
+# what an order writes with its lines: the order, a coupon lock, a points freeze.
+_ROOM_FOR_THE_ORDER = 10
+MAX_LINES = (transact.MAX_ITEMS - _ROOM_FOR_THE_ORDER) // 2
 
 
 @dataclass(frozen=True)
@@ -82,120 +78,80 @@ def _hold(order_id: str, store_id: str, sku_id: str, qty: int, action: Action) -
     return Hold(order_id, store_id, sku_id, qty, action)
 
 
-def reserve(write: TransactWrite, store_id: str, sku_id: str, qty: int, order_id: str) -> Hold:
+def reserve(txn: Transaction, store_id: str, sku_id: str, qty: int, order_id: str) -> Hold:
     """Hold `qty` of a SKU at a location for an order, once."""
     hold = _hold(order_id, store_id, sku_id, qty, "reserve")
     now = clock.now()
     first_time = StockReservation.order_id.does_not_exist()
-    write.save(
+    txn.save(
         StockReservation(
             order_id, hold.line, store_id=store_id, sku_id=sku_id, qty=qty, status=HELD, created_at=now, updated_at=now
         ),
-        condition=first_time,
-        return_values="ALL_OLD",
+        first_time,
+        label=f"reservation {hold.line}",
+        explain=lambda old: AlreadyReservedError(),
     )
     # The invariant: what is reserved never exceeds what is on hand.
     enough_free = Stock.available >= qty
-    write.update(
+    txn.update(
         Stock(store_id, sku_id),
-        actions=[Stock.reserved.add(qty), Stock.available.add(-qty), Stock.updated_at.set(now)],
-        condition=enough_free,
-        return_values="ALL_OLD",
+        [Stock.reserved.add(qty), Stock.available.add(-qty), Stock.updated_at.set(now)],
+        enough_free,
+        label=f"stock {hold.line}",
+        explain=lambda old: OutOfStockError(store_id, sku_id),
     )
     return hold
 
 
-def _settle(write: TransactWrite, hold: Hold, status: str, stock_actions: list[Any]) -> Hold:
+def reserve_lines(txn: Transaction, order_id: str, store_id: str, quantities: Mapping[str, int]) -> list[Hold]:
+    """Reserve every line of an order at one location, in SKU order."""
+    if not quantities:
+        raise ValueError("an order reserves at least one line")
+    if len(quantities) > MAX_LINES:
+        raise ValueError(f"at most {MAX_LINES} lines per reservation")
+    return [reserve(txn, store_id, sku_id, qty, order_id) for sku_id, qty in sorted(quantities.items())]
+
+
+def _not_held(old: Any) -> Exception:
+    return NotHeldError()
+
+
+def _settle(txn: Transaction, hold: Hold, status: str, stock_actions: list[Any], explain: Explain) -> Hold:
     now = clock.now()
     # Only a held reservation of exactly this quantity is released or shipped, and only once.
     still_held = (StockReservation.status == HELD) & (StockReservation.qty == hold.qty)
-    write.update(
+    txn.update(
         StockReservation(hold.order_id, hold.line),
-        actions=[StockReservation.status.set(status), StockReservation.updated_at.set(now)],
-        condition=still_held,
-        return_values="ALL_OLD",
+        [StockReservation.status.set(status), StockReservation.updated_at.set(now)],
+        still_held,
+        label=f"reservation {hold.line}",
+        explain=explain,
     )
-    write.update(
+    # Less reserved than the hold says happens only if the hold is gone.
+    txn.update(
         Stock(hold.store_id, hold.sku_id),
-        actions=[*stock_actions, Stock.updated_at.set(now)],
-        condition=Stock.reserved >= hold.qty,
-        return_values="ALL_OLD",
+        [*stock_actions, Stock.updated_at.set(now)],
+        Stock.reserved >= hold.qty,
+        label=f"stock {hold.line}",
+        explain=explain,
     )
     return hold
 
 
-def release(write: TransactWrite, store_id: str, sku_id: str, qty: int, order_id: str) -> Hold:
+def release(
+    txn: Transaction, store_id: str, sku_id: str, qty: int, order_id: str, *, explain: Explain = _not_held
+) -> Hold:
     """Give a held reservation back: reserved down, available up."""
     hold = _hold(order_id, store_id, sku_id, qty, "release")
-    return _settle(write, hold, RELEASED, [Stock.reserved.add(-qty), Stock.available.add(qty)])
+    return _settle(txn, hold, RELEASED, [Stock.reserved.add(-qty), Stock.available.add(qty)], explain)
 
 
-def commit(write: TransactWrite, store_id: str, sku_id: str, qty: int, order_id: str) -> Hold:
+def commit(
+    txn: Transaction, store_id: str, sku_id: str, qty: int, order_id: str, *, explain: Explain = _not_held
+) -> Hold:
     """Ship a held reservation: on hand and reserved both down, available unchanged."""
     hold = _hold(order_id, store_id, sku_id, qty, "commit")
-    return _settle(write, hold, COMMITTED, [Stock.on_hand.add(-qty), Stock.reserved.add(-qty)])
-
-
-# --- Explaining a cancelled transaction ---------------------------------------------
-
-def _string(item: Mapping[str, Any], name: str) -> str | None:
-    value = item.get(name)
-    return value.get("S") if isinstance(value, dict) else None
-
-
-def failure(error: TransactWriteError, holds: Iterable[Hold]) -> SiyuError | None:
-    """Which of these holds cancelled the transaction, as the error to raise; None if none did.
-
-    A retried reservation (`AlreadyReservedError`) wins over a shortage, so a
-    retry reads as a retry. The failing items come back whole (`ALL_OLD`); a
-    reservation or stock row that does not exist at all is found by reading.
-    """
-    holds = list(holds)
-    reasons = error.cancellation_reasons or []
-    failed = [reason for reason in reasons if reason and reason.code == "ConditionalCheckFailed"]
-    if not failed or not holds:
-        return None
-    found: list[SiyuError] = []
-    unexplained = False
-    for reason in failed:
-        item = reason.raw_item
-        if not item:
-            unexplained = True
-            continue
-        for hold in holds:
-            if _string(item, "order_id") == hold.order_id and _string(item, "line") == hold.line:
-                found.append(AlreadyReservedError() if hold.action == "reserve" else NotHeldError())
-            elif (
-                "available" in item
-                and _string(item, "store_id") == hold.store_id
-                and _string(item, "sku_id") == hold.sku_id
-            ):
-                # Settling finds less reserved than the hold says only if the hold is gone.
-                short = hold.action == "reserve"
-                found.append(OutOfStockError(hold.store_id, hold.sku_id) if short else NotHeldError())
-    if unexplained:
-        found.extend(_missing(holds))
-    for kind in (AlreadyReservedError, OutOfStockError, NotHeldError):
-        for error_found in found:
-            if isinstance(error_found, kind):
-                return error_found
-    return None
-
-
-def _missing(holds: list[Hold]) -> list[SiyuError]:
-    """Rows a condition found absent: no stock row to reserve from, no reservation to settle."""
-    keys: list[tuple[type[db.SiyuModel], Any]] = []
-    for hold in holds:
-        if hold.action == "reserve":
-            keys.append((Stock, (hold.store_id, hold.sku_id)))
-        else:
-            keys.append((StockReservation, (hold.order_id, hold.line)))
-    errors: list[SiyuError] = []
-    for hold, row in zip(holds, db.batch_get(keys)):
-        if row is None:
-            short = hold.action == "reserve"
-            errors.append(OutOfStockError(hold.store_id, hold.sku_id) if short else NotHeldError())
-    return errors
+    return _settle(txn, hold, COMMITTED, [Stock.on_hand.add(-qty), Stock.reserved.add(-qty)], explain)
 
 
 # --- Whole orders ------------------------------------------------------------------
@@ -216,56 +172,26 @@ def reserve_order(order_id: str, store_id: str, quantities: Mapping[str, int]) -
     (whether still held, released or shipped: an order id reserves once).
     Raises `OutOfStockError` naming a SKU that is short, and reserves nothing.
     """
-    if not quantities:
-        raise ValueError("an order reserves at least one line")
-    if len(quantities) > MAX_LINES:
-        raise ValueError(f"at most {MAX_LINES} lines per reservation")
-    for attempt in range(_ATTEMPTS):
-        holds: list[Hold] = []
-        try:
-            with db.transaction() as write:
-                for sku_id, qty in sorted(quantities.items()):
-                    holds.append(reserve(write, store_id, sku_id, qty, order_id))
-        except TransactWriteError as exc:
-            explained = failure(exc, holds)
-            if isinstance(explained, AlreadyReservedError):
-                return False
-            if explained is not None:
-                raise explained from exc
-            if _collided(exc):
-                _back_off(attempt)
-                continue
-            raise
-        return True
-    raise StockBusyError()
+    try:
+        transact.write(lambda txn: reserve_lines(txn, order_id, store_id, quantities), busy=StockBusyError)
+    except AlreadyReservedError:
+        return False
+    return True
 
 
-def _collided(error: TransactWriteError) -> bool:
-    return "TransactionConflict" in db.cancellation_codes(error)
+def _settled_meanwhile(old: Any) -> None:
+    """Another run settled this line first: not an error, the order is looked at again."""
+    return None
 
 
-def _back_off(attempt: int) -> None:
-    time.sleep(random.uniform(0, 0.01 * 2**attempt))
-
-
-def _settle_order(order_id: str, settle: Any) -> int:
-    for attempt in range(_ATTEMPTS):
+def _settle_order(order_id: str, settle: Callable[..., Hold]) -> int:
+    def build(txn: Transaction) -> int:
         held = holds_of(order_id)
-        if not held:
-            return 0
-        done: list[Hold] = []
-        try:
-            with db.transaction() as write:
-                for hold in held:
-                    done.append(settle(write, hold.store_id, hold.sku_id, hold.qty, order_id))
-        except TransactWriteError as exc:
-            if isinstance(failure(exc, done), NotHeldError) or _collided(exc):
-                # Settled meanwhile by another run, or colliding with one: look again.
-                _back_off(attempt)
-                continue
-            raise
-        return len(done)
-    raise StockBusyError()
+        for hold in held:
+            settle(txn, hold.store_id, hold.sku_id, hold.qty, order_id, explain=_settled_meanwhile)
+        return len(held)
+
+    return transact.write(build, busy=StockBusyError, replan=True)
 
 
 def release_order(order_id: str) -> int:

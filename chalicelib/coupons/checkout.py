@@ -9,7 +9,8 @@
 A coupon is held by at most one unpaid order: the lock is a conditional write
 (`available`, within validity, or already locked by this same order, so a
 retried step changes nothing). Each step also has an `add_*` form that puts
-the same write into a transaction the orders domain is building.
+the same write, with the explanation of its refusal, into a transaction the
+orders domain is composing.
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ import dataclasses
 from typing import Any
 
 from pynamodb.exceptions import PutError, UpdateError
-from pynamodb.transactions import TransactWrite
 
-from chalicelib import clock
+from chalicelib import clock, transact
 from chalicelib.coupons import service
 from chalicelib.coupons.errors import (
     CouponNotApplicableError,
+    CouponNotFoundError,
+    CouponNotLockedError,
     refusal_for,
 )
 from chalicelib.coupons.models import AVAILABLE, LOCKED, USED, Coupon, expiry_shard
 from chalicelib.errors import ConflictError
+from chalicelib.transact import Transaction
 
 __all__ = [
     "BasketLine",
@@ -103,10 +106,13 @@ def quote(member_id: str, coupon_id: str, basket: Basket) -> int:
 
 # --- Conditions, named ---------------------------------------------------------------
 
+def _held_by(order_id: str) -> Any:
+    return (Coupon.status == LOCKED) & (Coupon.order_id == order_id)
+
+
 def _lockable(order_id: str, now: Any) -> Any:
     free_and_valid = (Coupon.status == AVAILABLE) & (Coupon.valid_to > now) & (Coupon.valid_from <= now)
-    already_mine = (Coupon.status == LOCKED) & (Coupon.order_id == order_id)
-    return Coupon.coupon_id.exists() & (free_and_valid | already_mine)
+    return Coupon.coupon_id.exists() & (free_and_valid | _held_by(order_id))
 
 
 def _lock_actions(order_id: str, now: Any) -> list[Any]:
@@ -114,9 +120,8 @@ def _lock_actions(order_id: str, now: Any) -> list[Any]:
 
 
 def _usable(order_id: str) -> Any:
-    held_by_order = (Coupon.status == LOCKED) & (Coupon.order_id == order_id)
     used_by_order = (Coupon.status == USED) & (Coupon.used_order_id == order_id)
-    return held_by_order | used_by_order
+    return _held_by(order_id) | used_by_order
 
 
 def _use_actions(order_id: str, now: Any) -> list[Any]:
@@ -143,25 +148,22 @@ def lock(member_id: str, coupon_id: str, order_id: str) -> None:
     """Hold the coupon for an unpaid order; a second order gets COUPON_LOCKED."""
     now = clock.now()
     try:
-        _key(member_id, coupon_id).update(actions=_lock_actions(order_id, now), condition=_lockable(order_id, now))
+        _write(member_id, coupon_id, _lock_actions(order_id, now), _lockable(order_id, now))
     except UpdateError as exc:
         if not _failed_condition(exc):
             raise
-        raise _why_not_lockable(member_id, coupon_id, now) from exc
+        raise _why_not_lockable(_find(member_id, coupon_id), now) from exc
 
 
 def use(member_id: str, coupon_id: str, order_id: str) -> None:
     """The order holding the coupon was paid: the coupon is used (again: no change)."""
     now = clock.now()
     try:
-        _key(member_id, coupon_id).update(actions=_use_actions(order_id, now), condition=_usable(order_id))
+        _write(member_id, coupon_id, _use_actions(order_id, now), _usable(order_id))
     except UpdateError as exc:
         if not _failed_condition(exc):
             raise
-        coupon = service.get_coupon(member_id, coupon_id)
-        if coupon.status == USED and coupon.used_order_id == order_id:
-            return
-        raise ConflictError("this coupon is not held by this order", code="COUPON_NOT_LOCKED") from exc
+        raise CouponNotLockedError() from exc
 
 
 def release(member_id: str, coupon_id: str, order_id: str) -> bool:
@@ -171,10 +173,7 @@ def release(member_id: str, coupon_id: str, order_id: str) -> bool:
     returned, or never locked), which changes nothing.
     """
     try:
-        _key(member_id, coupon_id).update(
-            actions=_release_actions(),
-            condition=(Coupon.status == LOCKED) & (Coupon.order_id == order_id),
-        )
+        _write(member_id, coupon_id, _release_actions(), _held_by(order_id))
     except UpdateError as exc:
         if not _failed_condition(exc):
             raise
@@ -188,17 +187,14 @@ def restore(member_id: str, coupon_id: str, order_id: str) -> bool:
     The coupon returns to `available` (the nightly job expires it if its validity
     has ended). False if this order had not used it, which changes nothing.
     """
-    coupon = Coupon(member_id, coupon_id)
+    actions = [
+        Coupon.status.set(AVAILABLE),
+        Coupon.used_order_id.remove(),
+        Coupon.used_at.remove(),
+        Coupon.open_shard.set(expiry_shard(coupon_id)),
+    ]
     try:
-        coupon.update(
-            actions=[
-                Coupon.status.set(AVAILABLE),
-                Coupon.used_order_id.remove(),
-                Coupon.used_at.remove(),
-                Coupon.open_shard.set(expiry_shard(coupon_id)),
-            ],
-            condition=(Coupon.status == USED) & (Coupon.used_order_id == order_id),
-        )
+        _write(member_id, coupon_id, actions, (Coupon.status == USED) & (Coupon.used_order_id == order_id))
     except UpdateError as exc:
         if not _failed_condition(exc):
             raise
@@ -208,33 +204,57 @@ def restore(member_id: str, coupon_id: str, order_id: str) -> bool:
 
 # --- The same writes inside the orders domain's transaction -----------------------------
 
-def add_lock(write: TransactWrite, member_id: str, coupon_id: str, order_id: str) -> None:
+def add_lock(txn: Transaction, member_id: str, coupon_id: str, order_id: str) -> None:
     now = clock.now()
-    write.update(_key(member_id, coupon_id), actions=_lock_actions(order_id, now), condition=_lockable(order_id, now))
-
-
-def add_use(write: TransactWrite, member_id: str, coupon_id: str, order_id: str) -> None:
-    write.update(_key(member_id, coupon_id), actions=_use_actions(order_id, clock.now()), condition=_usable(order_id))
-
-
-def add_release(write: TransactWrite, member_id: str, coupon_id: str, order_id: str) -> None:
-    write.update(
+    txn.update(
         _key(member_id, coupon_id),
-        actions=_release_actions(),
-        condition=(Coupon.status == LOCKED) & (Coupon.order_id == order_id),
+        _lock_actions(order_id, now),
+        _lockable(order_id, now),
+        label="coupon",
+        explain=lambda old: _why_not_lockable(old, now),
+    )
+
+
+def add_use(txn: Transaction, member_id: str, coupon_id: str, order_id: str) -> None:
+    txn.update(
+        _key(member_id, coupon_id),
+        _use_actions(order_id, clock.now()),
+        _usable(order_id),
+        label="coupon",
+        explain=lambda old: CouponNotLockedError(),
+    )
+
+
+def add_release(txn: Transaction, member_id: str, coupon_id: str, order_id: str) -> None:
+    txn.update(
+        _key(member_id, coupon_id),
+        _release_actions(),
+        _held_by(order_id),
+        label="coupon",
+        explain=lambda old: CouponNotLockedError(),
     )
 
 
 # --- Helpers -------------------------------------------------------------------------------
 
+def _write(member_id: str, coupon_id: str, actions: list[Any], condition: Any) -> None:
+    coupon = _key(member_id, coupon_id)
+    transact.retrying(lambda: coupon.update(actions=actions, condition=condition))
+
+
 def _failed_condition(exc: UpdateError | PutError) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
-def _why_not_lockable(member_id: str, coupon_id: str, now: Any) -> ConflictError:
+def _find(member_id: str, coupon_id: str) -> Coupon | None:
     try:
-        coupon = service.get_coupon(member_id, coupon_id)
-    except Exception:
+        return service.get_coupon(member_id, coupon_id)
+    except CouponNotFoundError:
+        return None
+
+
+def _why_not_lockable(coupon: Coupon | None, now: Any) -> ConflictError:
+    if coupon is None:
         return CouponNotApplicableError("no such coupon")
     status = service.effective_status(coupon, now)
     return refusal_for(status) or CouponNotApplicableError("this coupon is not valid yet")

@@ -1,48 +1,47 @@
 """Giving out a campaign's coupons: claims, points exchange and guides' gifts.
 
-Every way a member gets a coupon is one `TransactWriteItems`:
+Every way a member gets a coupon is one composed `TransactWriteItems`:
 
-    stock shard    remaining - 1   if remaining > 0 and the shard is not closed
-    claim count    claimed + 1     if absent or claimed < perMemberLimit
-    coupon         put             if absent
-    member check                   if the campaign has tiers, or a guide gives
+    member check                   if the campaign has tiers, or a guide gives  -> NOT_ELIGIBLE
     points spend                   exchange only: the points ledger's own conditions
+    claim count    claimed + 1     if absent or claimed < perMemberLimit       -> LIMIT_REACHED
+    coupon         put             if absent
+    stock shard    remaining - 1   if remaining > 0 and the shard is not closed
 
 so the stock never goes below zero, no member exceeds the limit and no
-coupon exists without both, whatever runs at the same time. A refusal is
-read from the cancellation reasons, mapped back to the item that failed.
+coupon exists without both, whatever runs at the same time. The composer
+explains a refusal in that order, so a member who may not claim hears that
+before anything about the stock.
 
 Which shard? A claim picks one at random among the shards this container
 has not seen run dry, and writes. It does not read the shards first: that
 read would double the round trips of every claim and still race with other
 claims. If the shard's condition fails, the shard is remembered as dry (for
-`DRY_SECONDS`; stock only ever goes down) and the claim tries another, so a
-claim that lands on an empty shard pays one more round trip. Random picks
-spread the writes evenly, so the busiest shard takes about 1/shards of them
-and the campaign's write rate is `shards` times what one item allows. Only
-when every shard has failed does the claim read all of them (one query): if
-some still hold stock it goes on with those, otherwise the campaign is sold
-out, which this container then remembers for `SOLD_OUT_SECONDS` so the rest
-of a rush is refused without a round trip. A `TransactionConflict` (another
-transaction holding the same shard at that instant) is retried after a short
-random pause, on a freshly picked shard.
+`DRY_SECONDS`; stock only ever goes down) and the claim is planned again on
+another, so a claim that lands on an empty shard pays one more round trip.
+Random picks spread the writes evenly, so the busiest shard takes about
+1/shards of them and the campaign's write rate is `shards` times what one
+item allows. When every shard this container knows of has failed, or this
+claim has landed on `READ_AFTER_LANDINGS` empty shards (a container new to a
+nearly sold-out campaign would otherwise try them one by one), the claim
+reads all of them (one query): if some still hold stock it goes on with
+those, otherwise the campaign is sold out, which this container then
+remembers for `SOLD_OUT_SECONDS` so the rest of a rush is refused without a
+round trip.
+Contention (another transaction holding the same shard at that instant) is
+the composer's to retry; the retry picks its shard afresh.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
-from pynamodb.transactions import TransactWrite
-
-from chalicelib import clock, db
+from chalicelib import clock, transact
 from chalicelib.coupons import service
 from chalicelib.coupons.errors import (
     ClaimBusyError,
@@ -54,28 +53,30 @@ from chalicelib.coupons.errors import (
     SoldOutError,
 )
 from chalicelib.coupons.models import AVAILABLE, Campaign, ClaimCount, Coupon, StockShard, expiry_shard
-from chalicelib.errors import ForbiddenError, SiyuError
+from chalicelib.errors import ForbiddenError
+from chalicelib.transact import Explain, Transaction, TransactionRefusedError
 
-__all__ = ["claim", "exchange", "give", "new_coupon_id", "DRY_SECONDS", "SOLD_OUT_SECONDS", "forget_shards"]
+__all__ = [
+    "claim",
+    "exchange",
+    "give",
+    "new_coupon_id",
+    "DRY_SECONDS",
+    "SOLD_OUT_SECONDS",
+    "READ_AFTER_LANDINGS",
+    "forget_shards",
+]
 
 DRY_SECONDS = 30.0
 SOLD_OUT_SECONDS = 10.0
-MAX_CONFLICT_RETRIES = 12
-EXCHANGE_ATTEMPTS = 4
-FAILED = "ConditionalCheckFailed"
-CONFLICT = "TransactionConflict"
+READ_AFTER_LANDINGS = 2
 
 _lock = threading.Lock()
 _dry: dict[str, tuple[float, set[int]]] = {}
 _sold_out: dict[str, float] = {}
 
-
-@dataclasses.dataclass(frozen=True)
-class _Extra:
-    """Items another domain adds to the claim's transaction, and what their failure means."""
-
-    add: Callable[[TransactWrite], None]
-    refusal: Callable[[], Exception]
+# Another domain's items in the claim's transaction, each with its explanation.
+_AddItems = Callable[[Transaction], None]
 
 
 def new_coupon_id() -> str:
@@ -94,7 +95,7 @@ def forget_shards(campaign_id: str) -> None:
 def claim(member_id: str, campaign_id: str) -> dict[str, Any]:
     """A member claims a coupon of a public campaign."""
     campaign = _open_campaign(campaign_id, channel="public")
-    return _grant(campaign, member_id, source="claim", member_check=_tier_check(campaign, member_id))
+    return _grant(campaign, member_id, source="claim", also=_tier_check(campaign, member_id))
 
 
 def give(guide_id: str, member_id: str, campaign_id: str) -> dict[str, Any]:
@@ -105,57 +106,54 @@ def give(guide_id: str, member_id: str, campaign_id: str) -> dict[str, Any]:
         raise NotYourCustomerError()
     campaign = _open_campaign(campaign_id, channel="guide")
 
-    def refusal() -> SiyuError:
+    def not_given(old: Any) -> Exception:
         from chalicelib.members import service as members
 
         if members.bound_guide(member_id) != guide_id:
             return NotYourCustomerError()
         return NotEligibleError("this customer's tier is not in the campaign's audience")
 
-    def add(write: TransactWrite) -> None:
-        from chalicelib.members import service as members
-
-        members.require_member(write, member_id, tiers=campaign.tiers, guide_id=guide_id)
-
-    return _grant(campaign, member_id, source="guide", given_by=guide_id, member_check=_Extra(add, refusal))
+    check = _member_check(member_id, not_given, tiers=campaign.tiers, guide_id=guide_id)
+    return _grant(campaign, member_id, source="guide", given_by=guide_id, also=[check])
 
 
 def exchange(member_id: str, campaign_id: str) -> dict[str, Any]:
     """Spend the campaign's points price on one of its coupons: both happen or neither.
 
     The points spend needs no read: it joins the claim's transaction with its
-    condition (enough points). If the transaction is cancelled, the ledger says
-    whether the points are short, and otherwise the exchange is tried again.
+    condition (enough points). If the ledger refuses, it says whether the
+    points are short; otherwise the exchange is planned again.
     """
     from chalicelib.points import service as points
 
     campaign = _open_campaign(campaign_id, channel="exchange")
     coupon_id = new_coupon_id()
-    for _ in range(EXCHANGE_ATTEMPTS):
-        spend = points.prepare_spend(
+
+    def spend(txn: Transaction) -> None:
+        prepared = points.prepare_spend(
             member_id,
             int(campaign.points_price),
             transfer_id=f"exchange#{coupon_id}",
             reason="exchange",
             reference=coupon_id,
         )
+        prepared.add_to(txn.participant("points", _short_of_points(prepared)))
+
+    also = [*_tier_check(campaign, member_id), spend]
+    return _grant(campaign, member_id, source="exchange", also=also, coupon_id=coupon_id)
+
+
+def _short_of_points(spend: Any) -> Explain:
+    def explain(old: Any) -> Exception | None:
+        from chalicelib.points import service as points
+
         try:
-            return _grant(
-                campaign,
-                member_id,
-                source="exchange",
-                member_check=_tier_check(campaign, member_id),
-                more=[_Extra(spend.add_to, _PointsMoved)],
-                coupon_id=coupon_id,
-            )
-        except _PointsMoved:
-            spend.explain()  # raises InsufficientPointsError when the points are now short
-            time.sleep(random.uniform(0.005, 0.02))
-    raise ClaimBusyError()
+            spend.explain()
+        except points.InsufficientPointsError as short:
+            return short
+        return None  # the balance moved but holds enough: plan the exchange again
 
-
-class _PointsMoved(Exception):
-    """The ledger's conditions failed: the balance changed since the spend was planned."""
+    return explain
 
 
 # --- The claim ------------------------------------------------------------------------
@@ -183,16 +181,20 @@ _CHANNEL_REFUSALS = {
 }
 
 
-def _tier_check(campaign: Campaign, member_id: str) -> _Extra | None:
-    if not campaign.tiers:
-        return None
-
-    def add(write: TransactWrite) -> None:
+def _member_check(member_id: str, explain: Explain, *, tiers: Any = None, guide_id: str | None = None) -> _AddItems:
+    def add(txn: Transaction) -> None:
         from chalicelib.members import service as members
 
-        members.require_member(write, member_id, tiers=campaign.tiers)
+        members.require_member(txn.participant("member", explain), member_id, tiers=tiers, guide_id=guide_id)
 
-    return _Extra(add, lambda: NotEligibleError("this campaign is for other member tiers"))
+    return add
+
+
+def _tier_check(campaign: Campaign, member_id: str) -> list[_AddItems]:
+    if not campaign.tiers:
+        return []
+    other_tiers = "this campaign is for other member tiers"
+    return [_member_check(member_id, lambda old: NotEligibleError(other_tiers), tiers=campaign.tiers)]
 
 
 def _grant(
@@ -201,13 +203,31 @@ def _grant(
     *,
     source: str,
     given_by: str | None = None,
-    member_check: _Extra | None = None,
-    more: list[_Extra] | None = None,
+    also: list[_AddItems],
     coupon_id: str | None = None,
 ) -> dict[str, Any]:
     coupon = _coupon(campaign, member_id, coupon_id or new_coupon_id(), source, given_by)
-    extras = ([member_check] if member_check else []) + (more or [])
-    _take(campaign, coupon, extras)
+    campaign_id = campaign.campaign_id
+    has_stock = (StockShard.remaining > 0) & StockShard.closed.does_not_exist()
+    below_limit = ClaimCount.claimed.does_not_exist() | (ClaimCount.claimed < int(campaign.per_member_limit))
+    shards = _ShardPicker(campaign)
+
+    def build(txn: Transaction) -> None:
+        for add in also:
+            add(txn)
+        txn.update(
+            ClaimCount(member_id, campaign_id),
+            [ClaimCount.claimed.add(1)],
+            below_limit,
+            label="limit",
+            explain=lambda old: LimitReachedError(),
+        )
+        txn.save(coupon, Coupon.coupon_id.does_not_exist(), label="coupon")
+        # A dry shard explains nothing: the claim is planned again on another one.
+        shard = shards.pick(txn.previous_refusal)
+        txn.update(StockShard(campaign_id, shard), [StockShard.remaining.add(-1)], has_stock, label="stock")
+
+    transact.write(build, busy=ClaimBusyError, replan=True)
     return service.coupon_view(coupon)
 
 
@@ -233,78 +253,33 @@ def _coupon(campaign: Campaign, member_id: str, coupon_id: str, source: str, giv
     )
 
 
-def _take(campaign: Campaign, coupon: Coupon, extras: list[_Extra]) -> int:
-    """Write the claim on some shard with stock; the shard it took the coupon from."""
-    campaign_id = campaign.campaign_id
-    has_stock = (StockShard.remaining > 0) & StockShard.closed.does_not_exist()
-    below_limit = ClaimCount.claimed.does_not_exist() | (ClaimCount.claimed < int(campaign.per_member_limit))
-    conflicts = 0
-    candidates: list[int] | None = None
-    while True:
-        shard = _pick(campaign, candidates)
+class _ShardPicker:
+    """The shard one claim writes to, picked again each time the claim is planned."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.campaign = campaign
+        self.shard = -1
+        self.landings = 0
+        # After a confirming read: the shards that still had stock.
+        self.candidates: list[int] | None = None
+        self.heard: TransactionRefusedError | None = None
+
+    def pick(self, refusal: TransactionRefusedError | None) -> int:
+        # The composer hands the last refusal to every later attempt, retries after contention too.
+        if refusal is not None and refusal is not self.heard:
+            self.heard = refusal
+            if refusal.refused("stock"):
+                self.landings += 1
+                _mark_dry(self.campaign.campaign_id, self.shard)
+                if self.candidates is not None and self.shard in self.candidates:
+                    self.candidates.remove(self.shard)
+        read_now = self.candidates is None and self.landings >= READ_AFTER_LANDINGS
+        shard = None if read_now else _pick(self.campaign, self.candidates)
         if shard is None:
-            candidates = _confirm(campaign)
-            shard = random.choice(candidates)
-        write = db.transaction()
-        parts: dict[str, set[int]] = {}
-        try:
-            with write:
-                with _part(write, parts, "stock"):
-                    write.update(
-                        StockShard(campaign_id, shard), actions=[StockShard.remaining.add(-1)], condition=has_stock
-                    )
-                with _part(write, parts, "limit"):
-                    write.update(
-                        ClaimCount(coupon.member_id, campaign_id),
-                        actions=[ClaimCount.claimed.add(1)],
-                        condition=below_limit,
-                    )
-                write.save(coupon, condition=Coupon.coupon_id.does_not_exist())
-                for index, extra in enumerate(extras):
-                    with _part(write, parts, f"extra{index}"):
-                        extra.add(write)
-            return shard
-        except TransactWriteError as exc:
-            codes = db.cancellation_codes(exc)
-            failed = _parts_with(write, parts, codes, FAILED)
-            for index, extra in enumerate(extras):
-                if f"extra{index}" in failed:
-                    raise extra.refusal() from exc
-            if "limit" in failed:
-                raise LimitReachedError() from exc
-            if "stock" in failed:
-                _mark_dry(campaign_id, shard)
-                if candidates is not None and shard in candidates:
-                    candidates.remove(shard)
-                continue
-            if CONFLICT in codes and conflicts < MAX_CONFLICT_RETRIES:
-                conflicts += 1
-                time.sleep(random.uniform(0.002, 0.01) * conflicts)
-                continue
-            if CONFLICT in codes:
-                raise ClaimBusyError() from exc
-            raise
-
-
-def _items(write: TransactWrite) -> list[dict[str, Any]]:
-    """The items in the order the request sends them: pynamodb groups condition
-    checks, deletes, puts, then updates, whatever order they were added in, and
-    the cancellation reasons follow that order."""
-    return [*write._condition_check_items, *write._delete_items, *write._put_items, *write._update_items]
-
-
-@contextlib.contextmanager
-def _part(write: TransactWrite, parts: dict[str, set[int]], name: str) -> Iterator[None]:
-    """Remember which items the block added to `write`, as the part `name`."""
-    before = {id(item) for item in _items(write)}
-    yield
-    parts[name] = {id(item) for item in _items(write)} - before
-
-
-def _parts_with(write: TransactWrite, parts: dict[str, set[int]], codes: list[str | None], code: str) -> set[str]:
-    """The parts holding an item whose cancellation reason is `code`."""
-    hit = {id(item) for item, reason in zip(_items(write), codes) if reason == code}
-    return {name for name, ids in parts.items() if ids & hit}
+            self.candidates = _confirm(self.campaign)
+            shard = random.choice(self.candidates)
+        self.shard = shard
+        return shard
 
 
 def _pick(campaign: Campaign, candidates: list[int] | None) -> int | None:
@@ -330,7 +305,7 @@ def _mark_dry(campaign_id: str, shard: int) -> None:
 
 
 def _confirm(campaign: Campaign) -> list[int]:
-    """Every shard this container tried was dry: read them all (one query) before saying so."""
+    """The shards tried were dry: read them all (one query) before saying the campaign is sold out."""
     found = service.shards(campaign.campaign_id)
     if any(shard.closed for shard in found):
         service.forget_campaign(campaign.campaign_id)

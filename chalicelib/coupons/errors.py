@@ -17,6 +17,7 @@ __all__ = [
     "CouponUsedError",
     "CouponExpiredError",
     "CouponLockedError",
+    "CouponNotLockedError",
     "CodeExpiredError",
     "WrongStoreError",
     "CouponNotApplicableError",
@@ -79,6 +80,11 @@ class CouponExpiredError(ConflictError):
 class CouponLockedError(ConflictError):
     code = "COUPON_LOCKED"
     default_message = "this coupon is held by an unpaid order"
+
+
+class CouponNotLockedError(ConflictError):
+    code = "COUPON_NOT_LOCKED"
+    default_message = "this coupon is not held by this order"
 
 
 class CodeExpiredError(ConflictError):

@@ -26,7 +26,7 @@ from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import clock
+from chalicelib import clock, transact
 from chalicelib.config import secret, settings
 from chalicelib.coupons import service
 from chalicelib.coupons.errors import (
@@ -102,16 +102,14 @@ def redeem(payload: str, store_id: str | None) -> dict[str, Any]:
     within_validity = (Coupon.valid_from <= now) & (Coupon.valid_to > now)
     at_this_store = Coupon.store_ids.does_not_exist() | Coupon.store_ids.contains(store_id)
     coupon = Coupon(code.member_id, code.coupon_id)
+    actions = [
+        Coupon.status.set(USED),
+        Coupon.used_at.set(now),
+        Coupon.used_store_id.set(store_id),
+        Coupon.open_shard.remove(),
+    ]
     try:
-        coupon.update(
-            actions=[
-                Coupon.status.set(USED),
-                Coupon.used_at.set(now),
-                Coupon.used_store_id.set(store_id),
-                Coupon.open_shard.remove(),
-            ],
-            condition=unused & within_validity & at_this_store,
-        )
+        transact.retrying(lambda: coupon.update(actions=actions, condition=unused & within_validity & at_this_store))
     except UpdateError as exc:
         if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
             raise

@@ -17,7 +17,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import clock, db
+from chalicelib import clock, db, transact
 from chalicelib.coupons.errors import CampaignNotFoundError, CouponNotFoundError
 from chalicelib.coupons.models import (
     AVAILABLE,
@@ -31,6 +31,7 @@ from chalicelib.coupons.models import (
 )
 from chalicelib.coupons.schemas import CampaignCreate
 from chalicelib.errors import InvalidRequestError
+from chalicelib.transact import Transaction
 from chalicelib.validation import ID_PATTERN
 
 __all__ = [
@@ -106,10 +107,13 @@ def create_campaign(body: CampaignCreate, created_by: str) -> dict[str, Any]:
         created_at=now,
     )
     stock = _shard_stock(checked.total_stock, checked.shard_count)
-    with db.transaction() as write:
-        write.save(campaign, condition=Campaign.campaign_id.does_not_exist())
+
+    def build(txn: Transaction) -> None:
+        txn.save(campaign, Campaign.campaign_id.does_not_exist(), label="campaign")
         for shard, units in enumerate(stock):
-            write.save(StockShard(campaign.campaign_id, shard, remaining=units))
+            txn.save(StockShard(campaign.campaign_id, shard, remaining=units), label="shard")
+
+    transact.write(build)
     _forget_active_list()
     return campaign_view(campaign, remaining=checked.total_stock, admin=True)
 
@@ -173,18 +177,23 @@ def admin_campaigns(limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]
 def stop_campaign(campaign_id: str, stopped_by: str) -> dict[str, Any]:
     """Stop claims at once: the campaign leaves the listings and every shard is closed."""
     found = campaign(campaign_id, fresh=True)
-    with db.transaction() as write:
-        write.update(
+
+    def build(txn: Transaction) -> None:
+        txn.update(
             found,
-            actions=[Campaign.status.set("stopped"), Campaign.listing.remove(), Campaign.stopped_at.set(clock.now())],
-            condition=Campaign.campaign_id.exists(),
+            [Campaign.status.set("stopped"), Campaign.listing.remove(), Campaign.stopped_at.set(clock.now())],
+            Campaign.campaign_id.exists(),
+            label="campaign",
         )
         for shard in range(int(found.shard_count)):
-            write.update(
+            txn.update(
                 StockShard(campaign_id, shard),
-                actions=[StockShard.closed.set(True)],
-                condition=StockShard.campaign_id.exists(),
+                [StockShard.closed.set(True)],
+                StockShard.campaign_id.exists(),
+                label="shard",
             )
+
+    transact.write(build)
     forget_campaign(campaign_id)
     return admin_campaign(campaign_id)
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
-
-from chalicelib import clock, db
+from chalicelib import clock, transact
 from chalicelib.config import settings
 from chalicelib.errors import InvalidRequestError
 from chalicelib.messaging.models import SentMessage, SubscriptionCredit
+from chalicelib.transact import Transaction, TransactionRefusedError
 
 __all__ = ["templates", "accept", "credits", "send_once", "SENT", "ALREADY_SENT", "NO_CREDIT", "REFUSED", "FAILED"]
 
@@ -31,13 +30,17 @@ def accept(member_id: str, template_ids: list[str]) -> dict[str, Any]:
     for index, template_id in enumerate(template_ids):
         if template_id not in known:
             raise InvalidRequestError(f"templateIds.{index}", "is not a template of this mini-program")
-    with db.transaction() as write:
+
+    def build(txn: Transaction) -> None:
         for template_id in sorted(set(template_ids)):
             accepted = template_ids.count(template_id)
-            write.update(
+            txn.update(
                 SubscriptionCredit(member_id, template_id),
-                actions=[SubscriptionCredit.credits.add(accepted)],
+                [SubscriptionCredit.credits.add(accepted)],
+                label=f"credit {template_id}",
             )
+
+    transact.write(build)
     return credits(member_id)
 
 
@@ -63,26 +66,26 @@ def send_once(
         return NO_CREDIT
     message = SentMessage(key, member_id=member_id, template_id=template_id, status="sending", created_at=clock.now())
     credit = SubscriptionCredit(member_id, template_id)
+
+    def reserve(txn: Transaction) -> None:
+        txn.save(message, SentMessage.key.does_not_exist(), label="message")
+        txn.update(credit, [SubscriptionCredit.credits.add(-1)], SubscriptionCredit.credits > 0, label="credit")
+
+    def give_back(txn: Transaction) -> None:
+        txn.delete(message, label="message")
+        txn.update(credit, [SubscriptionCredit.credits.add(1)], label="credit")
+
     try:
-        with db.transaction() as write:
-            write.save(message, condition=SentMessage.key.does_not_exist())
-            write.update(credit, actions=[SubscriptionCredit.credits.add(-1)], condition=SubscriptionCredit.credits > 0)
-    except TransactWriteError as exc:
-        reasons = db.cancellation_codes(exc)
-        if reasons and reasons[0] == "ConditionalCheckFailed":
-            return ALREADY_SENT
-        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-            return NO_CREDIT
-        raise
+        transact.write(reserve)
+    except TransactionRefusedError as refused:
+        return ALREADY_SENT if refused.refused("message") else NO_CREDIT
     try:
         wechat.send_subscribe_message(openid, template_id, data, page)
     except wechat.UserRefusedMessageError:
         message.update(actions=[SentMessage.status.set(REFUSED)])
         return REFUSED
     except Exception:
-        with db.transaction() as write:
-            write.delete(message)
-            write.update(credit, actions=[SubscriptionCredit.credits.add(1)])
+        transact.write(give_back)
         return FAILED
     message.update(actions=[SentMessage.status.set(SENT)])
     return SENT

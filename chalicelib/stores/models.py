@@ -53,3 +53,6 @@ class StoreRecord(SiyuModel):
     active = BooleanAttribute(default=True)
     updated_at = UTCDateTimeAttribute()
     updated_by = UnicodeAttribute(null=True)
+    # New with every write: a write that relied on a cached copy of the store is
+    # conditioned on the revision that copy came from.
+    revision = UnicodeAttribute(null=True)

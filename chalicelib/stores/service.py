@@ -7,6 +7,13 @@ keeping a geo index, and a booking learns a store's hours and capacities
 without a read. A change made in another container is seen here within
 `CACHE_SECONDS`; `put_store` forgets this container's copy at once. A store
 unknown to the cached list is read directly, so a new store works at once.
+
+The cache may choose, never decide: a write that depends on a cached store
+(a booking takes a seat of the capacity the cache says) adds
+`require_unchanged(txn, store)`, a check that the store still has the
+revision the copy came from. If an admin changed it meanwhile, the refusal
+brings the store as it is now, this container keeps that, and the write is
+planned again from it: a stale copy costs one more round trip, never a seat.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +33,7 @@ from chalicelib import clock
 from chalicelib.errors import InvalidRequestError, NotFoundError
 from chalicelib.stores.models import OpenHoursAttribute, ServiceAttribute, StoreRecord
 from chalicelib.stores.schemas import WEEKDAYS, StoreSpec, StoresQuery, minutes_of
+from chalicelib.transact import Replan, Transaction
 from chalicelib.validation import ID_PATTERN
 
 __all__ = [
@@ -36,6 +45,7 @@ __all__ = [
     "from_spec",
     "get_store",
     "find_store",
+    "require_unchanged",
     "check_store_id",
     "list_stores",
     "nearest",
@@ -74,6 +84,7 @@ class Store:
     services: tuple[Service, ...]
     delivery_radius_km: float
     active: bool
+    revision: str | None = None
 
     def service(self, service_id: str) -> Service:
         for service in self.services:
@@ -129,6 +140,7 @@ def _from_record(record: StoreRecord) -> Store:
         ),
         delivery_radius_km=float(record.delivery_radius_km or 0),
         active=bool(record.active),
+        revision=record.revision,
     )
 
 
@@ -183,9 +195,43 @@ def get_store(store_id: str, *, fresh: bool = False) -> Store:
         store = _from_record(StoreRecord.get(store_id, consistent_read=True))
     except DoesNotExist as exc:
         raise NotFoundError("no such store") from exc
-    with _cache.lock:
-        _cache.single[store_id] = (time.monotonic(), store)
+    _remember(store)
     return store
+
+
+def _remember(store: Store) -> None:
+    with _cache.lock:
+        _cache.single[store.store_id] = (time.monotonic(), store)
+        if store.store_id in _cache.stores:
+            _cache.stores[store.store_id] = store
+
+
+def require_unchanged(txn: Transaction, store: Store) -> None:
+    """Add to `txn` a check that the store is still as this copy of it says.
+
+    A refusal replans the write: this container keeps the store the refusal
+    brought, so the next plan starts from it without a read.
+    """
+    same_revision = (
+        StoreRecord.revision == store.revision if store.revision else StoreRecord.revision.does_not_exist()
+    )
+    txn.condition_check(
+        StoreRecord,
+        store.store_id,
+        condition=StoreRecord.store_id.exists() & same_revision,
+        label="store",
+        explain=lambda current: _changed(store.store_id, current),
+    )
+
+
+def _changed(store_id: str, current: StoreRecord | None) -> Replan:
+    if current is not None:
+        _remember(_from_record(current))
+    else:
+        with _cache.lock:
+            _cache.single.pop(store_id, None)
+            _cache.stores.pop(store_id, None)
+    return Replan()
 
 
 def check_store_id(store_id: str) -> str:
@@ -227,6 +273,7 @@ def _record(store_id: str, spec: StoreSpec, updated_by: str | None) -> StoreReco
         active=spec.active,
         updated_at=clock.now(),
         updated_by=updated_by,
+        revision=secrets.token_hex(8),
     )
 
 
