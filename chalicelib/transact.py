@@ -38,6 +38,7 @@ from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from chalicelib import db
 from chalicelib.errors import SiyuError
@@ -47,6 +48,7 @@ __all__ = [
     "MAX_BYTES",
     "RetryPolicy",
     "RETRY",
+    "Explain",
     "Refusal",
     "Transaction",
     "TransactionRefusedError",
@@ -54,6 +56,8 @@ __all__ = [
     "TryAgainError",
     "write",
     "retrying",
+    "condition_failed",
+    "adopt",
 ]
 
 T = TypeVar("T")
@@ -282,3 +286,43 @@ def retrying(action: Callable[[], T], *, busy: type[SiyuError] = TryAgainError, 
             if exc.cause_response_code not in _BUSY_ERRORS:
                 raise
     raise busy()
+
+
+def condition_failed(error: PutError | UpdateError | DeleteError) -> bool:
+    """Whether a single-item write failed because its condition said no (and not for any other reason)."""
+    return error.cause_response_code == "ConditionalCheckFailedException"
+
+
+def adopt(write: Transaction | TransactWrite) -> Transaction:
+    """`write` as a `Transaction`, so participants can join a caller still on `db.transaction()`.
+
+    Labels and explanations are dropped: such a caller reads pynamodb's
+    cancellation reasons itself. A `Transaction` is answered as it is.
+    """
+    return write if isinstance(write, Transaction) else _Adopted(write)
+
+
+class _Adopted(Transaction):
+    """A pynamodb `TransactWrite` behind the participants' methods."""
+
+    def __init__(self, write: TransactWrite) -> None:
+        super().__init__()
+        self._write = write
+
+    def save(self, model: Model, condition: Condition | None = None, *, label: str, explain: Explain | None = None) -> None:
+        self._write.save(model, condition=condition, return_values=_ALL_OLD)
+
+    def update(
+        self, model: Model, actions: list[Action], condition: Condition | None = None,
+        *, label: str, explain: Explain | None = None,
+    ) -> None:
+        self._write.update(model, actions=actions, condition=condition, return_values=_ALL_OLD)
+
+    def delete(self, model: Model, condition: Condition | None = None, *, label: str, explain: Explain | None = None) -> None:
+        self._write.delete(model, condition=condition)
+
+    def condition_check(
+        self, model_cls: type[Model], hash_key: Any, range_key: Any = None, condition: Condition | None = None,
+        *, label: str, explain: Explain | None = None,
+    ) -> None:
+        self._write.condition_check(model_cls, hash_key, range_key=range_key, condition=condition)
