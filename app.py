@@ -23,7 +23,6 @@ member_schemas = LazyModule("chalicelib.members.schemas")
 messaging = LazyModule("chalicelib.messaging.service")
 points = LazyModule("chalicelib.points.service")
 points_schemas = LazyModule("chalicelib.points.schemas")
-points_offline = LazyModule("chalicelib.points.offline")
 points_jobs = LazyModule("chalicelib.points.jobs")
 catalog = LazyModule("chalicelib.catalog.service")
 catalog_schemas = LazyModule("chalicelib.catalog.schemas")
@@ -38,6 +37,10 @@ coupon_claims = LazyModule("chalicelib.coupons.claims")
 coupon_codes = LazyModule("chalicelib.coupons.redemption")
 coupon_jobs = LazyModule("chalicelib.coupons.jobs")
 coupon_schemas = LazyModule("chalicelib.coupons.schemas")
+me = LazyModule("chalicelib.usecases.me")
+onboarding = LazyModule("chalicelib.usecases.onboarding")
+admin_points = LazyModule("chalicelib.usecases.admin_points")
+tier_review_job = LazyModule("chalicelib.usecases.tier_review")
 
 
 # --- Members and login ------------------------------------------------------
@@ -45,22 +48,22 @@ coupon_schemas = LazyModule("chalicelib.coupons.schemas")
 @api.post("/auth/login")
 def login(call: Call) -> dict:
     body = call.body(member_schemas.LoginRequest)
-    return members.login(body.code, body.scene)
+    return me.login(body.code, body.scene)
 
 
 @api.get("/members/me", roles=[MEMBER])
 def get_me(call: Call) -> dict:
-    return members.profile(call.caller.member_id)
+    return me.profile(call.caller.member_id)
 
 
 @api.put("/members/me/profile", roles=[MEMBER])
 def update_profile(call: Call) -> dict:
-    return members.update_profile(call.caller.member_id, call.body(member_schemas.ProfileUpdate))
+    return onboarding.update_profile(call.caller.member_id, call.body(member_schemas.ProfileUpdate))
 
 
 @api.post("/members/me/phone", roles=[MEMBER])
 def bind_phone(call: Call) -> dict:
-    return members.bind_phone(call.caller.member_id, call.body(member_schemas.PhoneRequest).code)
+    return onboarding.bind_phone(call.caller.member_id, call.body(member_schemas.PhoneRequest).code)
 
 
 @api.delete("/members/me", roles=[MEMBER])
@@ -109,19 +112,19 @@ def points_checkin(call: Call) -> dict:
 @api.post("/admin/points/adjust", roles=[ADMIN], idempotent=True)
 def adjust_points(call: Call) -> dict:
     body = call.body(points_schemas.AdjustRequest)
-    return points.adjust(body.member_id, body.delta, body.reason, actor=call.caller.member_id)
+    return admin_points.adjust(body.member_id, body.delta, body.reason, actor=call.caller.member_id)
 
 
 @api.post("/admin/points/reviews", roles=[ADMIN], idempotent=True)
 def award_review_points(call: Call) -> dict:
     body = call.body(points_schemas.ReviewAward)
-    return points.approve_review(body.member_id, body.review_id, actor=call.caller.member_id)
+    return admin_points.approve_review(body.member_id, body.review_id, actor=call.caller.member_id)
 
 
 @api.post("/admin/members/offline", roles=[ADMIN], idempotent=True, status=201)
 def import_offline_member(call: Call) -> dict:
     body = call.body(points_schemas.OfflineMemberImport)
-    return points_offline.import_offline_member(body, actor=call.caller.member_id)
+    return onboarding.import_offline_member(body, actor=call.caller.member_id)
 
 
 # --- Catalog and inventory ---------------------------------------------------
@@ -313,7 +316,7 @@ def points_expiry(event: object) -> dict:
 @app.schedule(Cron(0, 18, "*", "*", "?", "*"), name="tier-review")
 def tier_review(event: object) -> dict:
     # daily 02:00: tiers by trailing 12-month spend and activity, up and down
-    return points_jobs.tier_review(jobs.moment_of(event))
+    return tier_review_job.review(jobs.moment_of(event))
 
 
 @app.schedule(Cron(0, 19, "*", "*", "?", "*"), name="ledger-audit")
