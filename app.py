@@ -23,7 +23,6 @@ openapi = LazyModule("chalicelib.openapi")
 members = LazyModule("chalicelib.members.service")
 messaging = LazyModule("chalicelib.messaging.service")
 points = LazyModule("chalicelib.points.service")
-points_offline = LazyModule("chalicelib.points.offline")
 points_jobs = LazyModule("chalicelib.points.jobs")
 catalog = LazyModule("chalicelib.catalog.service")
 orders_flow = LazyModule("chalicelib.orders.flow")
@@ -34,6 +33,10 @@ coupons = LazyModule("chalicelib.coupons.service")
 coupon_claims = LazyModule("chalicelib.coupons.claims")
 coupon_codes = LazyModule("chalicelib.coupons.redemption")
 coupon_jobs = LazyModule("chalicelib.coupons.jobs")
+me = LazyModule("chalicelib.usecases.me")
+onboarding = LazyModule("chalicelib.usecases.onboarding")
+admin_points = LazyModule("chalicelib.usecases.admin_points")
+tier_review_job = LazyModule("chalicelib.usecases.tier_review")
 
 # The models of bodies, queries and answers, named for the route table and imported on first use.
 contract = LazyNames("chalicelib.openapi")
@@ -56,23 +59,23 @@ def openapi_document(call: Call) -> dict:
 @api.post("/auth/login", body=member_schemas.LoginRequest, response=member_schemas.LoginAnswer)
 def login(call: Call) -> dict:
     """Log in with a `wx.login` code; `scene` binds a guide or records a referrer."""
-    return members.login(call.body.code, call.body.scene)
+    return me.login(call.body.code, call.body.scene)
 
 
 @api.get("/members/me", roles=[MEMBER], response=member_schemas.Member)
 def get_me(call: Call) -> dict:
-    return members.profile(call.caller.member_id)
+    return me.profile(call.caller.member_id)
 
 
 @api.put("/members/me/profile", roles=[MEMBER], body=member_schemas.ProfileUpdate, response=member_schemas.Member)
 def update_profile(call: Call) -> dict:
-    return members.update_profile(call.caller.member_id, call.body)
+    return onboarding.update_profile(call.caller.member_id, call.body)
 
 
 @api.post("/members/me/phone", roles=[MEMBER], body=member_schemas.PhoneRequest, response=member_schemas.Member)
 def bind_phone(call: Call) -> dict:
     """Bind the phone from a getPhoneNumber code; an offline member with that phone is merged in."""
-    return members.bind_phone(call.caller.member_id, call.body.code)
+    return onboarding.bind_phone(call.caller.member_id, call.body.code)
 
 
 @api.delete("/members/me", roles=[MEMBER], status=204)
@@ -135,7 +138,7 @@ def points_checkin(call: Call) -> dict:
 )
 def adjust_points(call: Call) -> dict:
     body = call.body
-    return points.adjust(body.member_id, body.delta, body.reason, actor=call.caller.member_id)
+    return admin_points.adjust(body.member_id, body.delta, body.reason, actor=call.caller.member_id)
 
 
 @api.post(
@@ -147,7 +150,7 @@ def adjust_points(call: Call) -> dict:
 )
 def award_review_points(call: Call) -> dict:
     """Points for a review an admin approved, once per review."""
-    return points.approve_review(call.body.member_id, call.body.review_id, actor=call.caller.member_id)
+    return admin_points.approve_review(call.body.member_id, call.body.review_id, actor=call.caller.member_id)
 
 
 @api.post(
@@ -160,7 +163,7 @@ def award_review_points(call: Call) -> dict:
 )
 def import_offline_member(call: Call) -> dict:
     """A member of the stores' POS and the points it holds there."""
-    return points_offline.import_offline_member(call.body, actor=call.caller.member_id)
+    return onboarding.import_offline_member(call.body, actor=call.caller.member_id)
 
 
 # --- Catalog and inventory ---------------------------------------------------
@@ -425,7 +428,7 @@ def points_expiry(event: object) -> dict:
 @app.schedule(Cron(0, 18, "*", "*", "?", "*"), name="tier-review")
 def tier_review(event: object) -> dict:
     # daily 02:00: tiers by trailing 12-month spend and activity, up and down
-    return points_jobs.tier_review(jobs.moment_of(event))
+    return tier_review_job.review(jobs.moment_of(event))
 
 
 @app.schedule(Cron(0, 19, "*", "*", "?", "*"), name="ledger-audit")

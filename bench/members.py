@@ -11,13 +11,13 @@ WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWri
 
 
 def run(stack: Stack) -> str:
-    from chalicelib.members import service as members
+    from chalicelib.usecases import me
 
     openid = f"bench-{uuid.uuid4().hex[:8]}"
-    first_count, first_ops = round_trips(lambda: members.login(f"dev:{openid}"))
-    again_count, again_ops = round_trips(lambda: members.login(f"dev:{openid}"))
-    member_id = members.login(f"dev:{openid}")["member"]["memberId"]
-    me_count, me_ops = round_trips(lambda: members.profile(member_id))
+    first_count, first_ops = round_trips(lambda: me.login(f"dev:{openid}"))
+    again_count, again_ops = round_trips(lambda: me.login(f"dev:{openid}"))
+    member_id = me.login(f"dev:{openid}")["member"]["memberId"]
+    me_count, me_ops = round_trips(lambda: me.profile(member_id))
     first_writes = sum(op in WRITES for op in first_ops)
     return "\n".join([
         "## Members: DynamoDB round trips",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import statistics
@@ -30,9 +31,9 @@ def _row(name: str, action: Callable[[], Any], goal: str = "1") -> tuple[str, in
 
 
 def _member(stack: Stack) -> str:
-    from chalicelib.members import service as members
+    from chalicelib.usecases import me
 
-    return members.login(f"dev:bench-{uuid.uuid4().hex[:8]}")["member"]["memberId"]
+    return me.login(f"dev:bench-{uuid.uuid4().hex[:8]}")["member"]["memberId"]
 
 
 def _admin_token(stack: Stack) -> str:
@@ -47,6 +48,7 @@ def _admin_token(stack: Stack) -> str:
 
 def _round_trip_rows(stack: Stack) -> list[tuple[str, int, str, list[str]]]:
     from chalicelib.points import ledger, service
+    from chalicelib.usecases import admin_points
 
     member = _member(stack)
     rows = [
@@ -71,8 +73,8 @@ def _round_trip_rows(stack: Stack) -> list[tuple[str, int, str, list[str]]]:
         _row("check-in (the container has seen the balance: login, GET /members/me, GET /points)",
              lambda: service.checkin(member)),
         _row("check-in (a container that never saw this member)", cold_checkin, "2 (one read)"),
-        _row("adjust +", lambda: service.adjust(member, 20, "bench", actor="bench")),
-        _row("adjust -", lambda: service.adjust(member, -20, "bench", actor="bench")),
+        _row("adjust + (with the member check)", lambda: admin_points.adjust(member, 20, "bench", actor="bench")),
+        _row("adjust -", lambda: admin_points.adjust(member, -20, "bench", actor="bench")),
         _row("pending earn (order)", lambda: ledger.earn_pending(member, 30, f"order#{member}#earn", "order")),
         _row("post pending (reads the pending transfer it posts)",
              lambda: ledger.post_pending(member, f"order#{member}#earn"), "2 (one read)"),
@@ -80,8 +82,9 @@ def _round_trip_rows(stack: Stack) -> list[tuple[str, int, str, list[str]]]:
     expiring = _member(stack)
     ledger.earn(expiring, 40, f"bench#{uuid.uuid4().hex}", "adjust", expires_on="2026-01-31")
     scanned = ledger.read_balance(expiring)
+    job_moment = dt.datetime(2026, 1, 31, 16, 10, tzinfo=dt.timezone.utc)  # 2026-02-01 00:10 Shanghai
     rows.append(_row("expire one lot (as scanned by the job)",
-                     lambda: ledger.expire_lot(expiring, "2026-01-31", "2026-02-01", scanned)))
+                     lambda: ledger.expire_lot(expiring, "2026-01-31", job_moment, scanned)))
     return rows
 
 

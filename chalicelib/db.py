@@ -19,9 +19,7 @@ from typing import Any
 
 from pynamodb.attributes import TTLAttribute
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError
 from pynamodb.models import Model
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import settings
 
@@ -30,8 +28,6 @@ __all__ = [
     "TABLE_MODULES",
     "all_models",
     "connection",
-    "transaction",
-    "cancellation_codes",
     "Request",
     "recording",
     "batch_get",
@@ -113,16 +109,6 @@ def connection() -> Connection:
     """The connection transactions and multi-table reads go through."""
     current = settings()
     return _connection(current.region, current.dynamodb_endpoint)
-
-
-def transaction(token: str | None = None) -> TransactWrite:
-    """A TransactWriteItems, committed when its `with` block ends without error."""
-    return TransactWrite(connection=connection(), client_request_token=token)
-
-
-def cancellation_codes(error: TransactWriteError) -> list[str | None]:
-    """The reason per item of a cancelled transaction (`ConditionalCheckFailed`, None, ...)."""
-    return [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
 
 
 @dataclass(frozen=True)

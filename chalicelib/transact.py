@@ -22,10 +22,6 @@ stale view is made again from what the refusal showed). An explanation that
 returns `Replan()` says its refusal shows the plan itself was stale: the
 explanations after it are not asked.
 
-A participant written as one unit (one label, one explanation for all its
-items) joins through `txn.participant(label, explain)`, a view with the
-method shapes of pynamodb's `TransactWrite`.
-
 Contention (`TransactionConflict`, throttling) is retried under one bounded,
 jittered policy; when it runs out the caller's `busy` error is raised.
 """
@@ -56,13 +52,13 @@ __all__ = [
     "Explain",
     "Refusal",
     "Replan",
-    "Participant",
     "Transaction",
     "TransactionRefusedError",
     "TransactionTooLargeError",
     "TryAgainError",
     "write",
     "retrying",
+    "condition_failed",
 ]
 
 T = TypeVar("T")
@@ -171,9 +167,6 @@ class Transaction:
     def __len__(self) -> int:
         return len(self._parts)
 
-    def participant(self, label: str, explain: Explain | None = None) -> Participant:
-        """A view adding items to this transaction, all with this label and explanation."""
-        return Participant(self, label, explain)
 
     def save(self, model: Model, condition: Condition | None = None, *, label: str, explain: Explain | None = None) -> None:
         request = model.get_save_kwargs_from_instance(condition=condition, return_values_on_condition_failure=_ALL_OLD)
@@ -247,35 +240,6 @@ class Transaction:
         return TransactionRefusedError([refusal for _, refusal in refused])
 
 
-@dataclass(frozen=True)
-class Participant:
-    """Items of one participant of a transaction: one label, one explanation.
-
-    The methods have the shapes of pynamodb's `TransactWrite`, so a participant
-    written against it joins unchanged (`return_values` is accepted and left
-    out: the composer always asks for the old item).
-    """
-
-    txn: Transaction
-    label: str
-    explain: Explain | None = None
-
-    def save(self, model: Model, condition: Condition | None = None, return_values: str | None = None) -> None:
-        self.txn.save(model, condition, label=self.label, explain=self.explain)
-
-    def update(
-        self, model: Model, actions: list[Action], condition: Condition | None = None, return_values: str | None = None
-    ) -> None:
-        self.txn.update(model, actions, condition, label=self.label, explain=self.explain)
-
-    def delete(self, model: Model, condition: Condition | None = None, return_values: str | None = None) -> None:
-        self.txn.delete(model, condition, label=self.label, explain=self.explain)
-
-    def condition_check(
-        self, model_cls: type[Model], hash_key: Any, range_key: Any = None, condition: Condition | None = None
-    ) -> None:
-        self.txn.condition_check(model_cls, hash_key, range_key, condition, label=self.label, explain=self.explain)
-
 
 class _Busy(Exception):
     """Contention: the same transaction may succeed if sent again."""
@@ -336,3 +300,8 @@ def retrying(action: Callable[[], T], *, busy: type[SiyuError] = TryAgainError, 
             if exc.cause_response_code not in _BUSY_ERRORS:
                 raise
     raise busy()
+
+
+def condition_failed(error: PutError | UpdateError | DeleteError) -> bool:
+    """Whether a single-item write failed because its condition said no (and not for any other reason)."""
+    return error.cause_response_code == "ConditionalCheckFailedException"

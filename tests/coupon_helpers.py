@@ -41,10 +41,10 @@ def new_member(prefix: str = "member", scene: str | None = None) -> str:
 
 def login_member(prefix: str = "member", scene: str | None = None) -> tuple[str, str, str]:
     """(openid, member id, token) of a member who has just logged in."""
-    from chalicelib.members import service as members
+    from chalicelib.usecases import me
 
     openid = unique(prefix)
-    answer = members.login(f"dev:{openid}", scene)
+    answer = me.login(f"dev:{openid}", scene)
     return openid, answer["member"]["memberId"], answer["token"]
 
 

@@ -140,3 +140,24 @@ def test_a_referral_scene_records_the_referrer_on_the_new_member(api):
     from chalicelib.members.models import Member
 
     assert Member.get(referred["member"]["memberId"]).referrer_id == referrer
+
+
+def test_simultaneous_guide_grants_leave_one_guide(api, admin_token):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from chalicelib.members.models import Guide, RoleGrant
+
+    openid = unique("guide")
+    body = {"openid": openid, "role": "guide", "storeId": "sh-test", "name": "导购"}
+    start = Barrier(8)
+
+    def grant(_: int) -> int:
+        start.wait()
+        return api.post("/admin/staff", admin_token, json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(grant, range(8)))
+    assert answers == [200] * 8
+    guides = [guide.guide_id for guide in Guide.scan(Guide.openid == openid, consistent_read=True)]
+    assert guides == [RoleGrant.get(openid, consistent_read=True).guide_id]

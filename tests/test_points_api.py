@@ -248,15 +248,88 @@ def test_tier_review_moves_members_up_and_down_and_me_shows_progress(api, member
     assert me["tier"] == "explorer" and me["tierProgress"]["spendFen"] == 0
 
 
+def tier_of(member_id: str) -> str:
+    from chalicelib.members.models import Member
+
+    return Member.get(member_id, consistent_read=True).tier
+
+
+def spend_toward_pioneer(member_id: str) -> None:
+    for _ in range(6):
+        service.earn_order_points(member_id, unique("order"), 150_000, "explorer")
+
+
+def test_tier_review_repairs_a_member_whose_tier_is_stale(api, member, stack):
+    from chalicelib.members.models import Member
+
+    _, token = member
+    member_id = member_id_of(api, token)
+    spend_toward_pioneer(member_id)
+    now = clock.iso(clock.now())
+    cron(stack, "tier-review", now)
+    assert tier_of(member_id) == "pioneer"
+    Member(member_id).update(actions=[Member.tier.set("explorer")])  # as if the tier's write was lost
+    cron(stack, "tier-review", now)
+    assert tier_of(member_id) == "pioneer"
+    assert api.get("/members/me", token).json()["tier"] == "pioneer"
+
+
+def test_a_members_tier_is_written_in_one_transaction_with_the_figures_it_follows_from(api, member, stack):
+    from chalicelib import db
+    from chalicelib.members.models import Member
+    from chalicelib.points.models import PointsBalance
+
+    _, token = member
+    member_id = member_id_of(api, token)
+    spend_toward_pioneer(member_id)
+    with db.recording() as log:
+        cron(stack, "tier-review", clock.iso(clock.now()))
+    Member._get_connection(), PointsBalance._get_connection()
+    mine = {
+        (Member.Meta.table_name, f'{{"member_id": {{"S": "{member_id}"}}}}'),
+        (PointsBalance.Meta.table_name, f'{{"account_id": {{"S": "{member_id}"}}}}'),
+    }
+    writes = [r for r in log if r.operation != "Query" and mine & set(r.item_keys())]
+    assert [(r.operation, mine <= set(r.item_keys())) for r in writes] == [("TransactWriteItems", True)]
+    assert tier_of(member_id) == "pioneer"
+
+
+def test_a_profile_reward_lost_with_its_write_is_paid_once_by_the_retry(api, member):
+    from chalicelib import db
+
+    _, token = member
+    profile = {"nickname": "小李", "birthday": "1991-02-03", "gender": "female", "city": "苏州"}
+    events = db.connection().client.meta.events
+    lost: list[int] = []
+
+    def lose_the_first_transaction(**_: object) -> None:
+        if not lost:
+            lost.append(1)
+            raise ConnectionError("the transaction's answer was lost")
+
+    events.register_first("before-call.dynamodb.TransactWriteItems", lose_the_first_transaction)
+    try:
+        first = api.put("/members/me/profile", token, json=profile)
+    finally:
+        events.unregister("before-call.dynamodb.TransactWriteItems", lose_the_first_transaction)
+    assert lost and first.status_code == 500
+    again = api.put("/members/me/profile", token, json=profile)
+    assert again.status_code == 200, again.text
+    assert again.json()["points"] == {"available": points_config().profile.points}
+    api.put("/members/me/profile", token, json={"city": "杭州"})
+    entries = api.get("/points/entries", token).json()["items"]
+    assert [e["reason"] for e in entries] == ["profile"]
+
+
 def test_get_me_is_one_round_trip_and_login_two(api, member):
     from chalicelib import db
-    from chalicelib.members import service as members
+    from chalicelib.usecases import me
 
     openid, token = member
     member_id = member_id_of(api, token)
     with db.recording() as log:
-        members.profile(member_id)
+        me.profile(member_id)
     assert [r.operation for r in log] == ["BatchGetItem"]
     with db.recording() as log:
-        members.login(f"dev:{openid}")
+        me.login(f"dev:{openid}")
     assert [r.operation for r in log] == ["BatchGetItem", "BatchGetItem"]

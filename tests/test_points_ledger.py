@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from chalicelib import clock, db
+from chalicelib import clock, db, transact
 from chalicelib.points import audit, jobs, ledger, rules, service
 from chalicelib.points.config import CONFIG_ENV, points_config, reset_points_config
 from chalicelib.points.errors import (
@@ -17,6 +17,7 @@ from chalicelib.points.errors import (
     TransferConflictError,
 )
 from chalicelib.points.models import PointsBalance, lot_attribute
+from chalicelib.transact import Transaction
 from tests.conftest import unique
 
 SHANGHAI_NOON = dt.datetime(2026, 3, 10, 4, 0, tzinfo=dt.timezone.utc)
@@ -188,44 +189,41 @@ def test_a_merge_moves_every_lot_by_transfers_and_happens_once(stack):
     assert_sound(source, target)
 
 
-def test_a_prepared_spend_joins_the_callers_transaction(stack):
-    from pynamodb.exceptions import TransactWriteError
-
+def with_another_domains_item(spend: service.PreparedSpend):
     from chalicelib.points.models import PointsCap
 
+    def build(txn: Transaction) -> None:
+        spend.add_to(txn)
+        txn.save(PointsCap(unique("other-domain-item"), count=1), label="other")
+
+    return build
+
+
+def test_a_prepared_spend_joins_the_callers_transaction(stack):
     member = unique("m")
     ledger.earn(member, 100, f"a#{member}", "checkin")
     spend = service.prepare_spend(member, 30, f"exchange#{member}", "exchange", "campaign-1")
     assert spend.item_count == 3 and spend.points == 30
     with db.recording() as log:
-        with db.transaction() as write:
-            spend.add_to(write)
-            write.save(PointsCap(unique("other-domain-item"), count=1))
+        transact.write(with_another_domains_item(spend))
     assert [r.operation for r in log] == ["TransactWriteItems"]
     assert service.available(member) == 70
     too_much = service.prepare_spend(member, 71, f"exchange2#{member}", "exchange", "campaign-1")
-    with pytest.raises(TransactWriteError):
-        with db.transaction() as write:
-            too_much.add_to(write)
-            write.save(PointsCap(unique("other-domain-item"), count=1))
-    with pytest.raises(InsufficientPointsError):
-        too_much.explain()
-    assert spend.explain() is not None  # applied already: a retry learns it
+    with db.recording() as log, pytest.raises(InsufficientPointsError):
+        transact.write(with_another_domains_item(too_much))
+    assert [r.operation for r in log] == ["TransactWriteItems"]  # the refusal itself says the points are short
+    with pytest.raises(service.AlreadyAppliedError):
+        transact.write(with_another_domains_item(spend))
     assert_sound(member)
 
 
 def test_a_stale_prepared_spend_fails_its_transaction(stack):
-    from pynamodb.exceptions import TransactWriteError
-
     member = unique("m")
     ledger.earn(member, 100, f"a#{member}", "checkin")
     stale = service.prepare_spend(member, 80, f"exchange#{member}#1", "exchange", "c")
     ledger.spend(member, 50, f"s#{member}", "exchange")
-    with pytest.raises(TransactWriteError):
-        with db.transaction() as write:
-            stale.add_to(write)
     with pytest.raises(InsufficientPointsError):
-        stale.explain()
+        transact.write(stale.add_to)
     assert service.available(member) == 50
     assert_sound(member)
 
@@ -257,17 +255,17 @@ def test_a_shanghai_day_is_not_a_utc_day_for_checkin(stack):
 
 
 def test_round_trips_of_checkin_and_adjust(stack):
-    from chalicelib.members import service as members
+    from chalicelib.usecases import admin_points, me
 
-    member = members.login(f"dev:{unique('adj')}")["member"]["memberId"]
+    member = me.login(f"dev:{unique('adj')}")["member"]["memberId"]
     with db.recording() as log:
         service.checkin(member)  # login read the balance in this container
     assert [r.operation for r in log] == ["TransactWriteItems"]
     with db.recording() as log:
-        added = service.adjust(member, 10, "goodwill", actor="admin-1")
+        added = admin_points.adjust(member, 10, "goodwill", actor="admin-1")  # with the member check
     assert [r.operation for r in log] == ["TransactWriteItems"]
     with db.recording() as log:
-        taken = service.adjust(member, -12, "correction", actor="admin-1")
+        taken = admin_points.adjust(member, -12, "correction", actor="admin-1")
     assert [r.operation for r in log] == ["TransactWriteItems"]
     assert added["delta"] == 10 and taken["delta"] == -12
     assert service.available(member) == 3
@@ -301,17 +299,20 @@ def test_a_checkin_in_a_container_that_never_saw_the_member_reads_once(stack):
 
 def test_an_adjustment_for_an_unknown_member_is_not_found(stack):
     from chalicelib.errors import NotFoundError
+    from chalicelib.usecases import admin_points
 
     with pytest.raises(NotFoundError):
-        service.adjust(unique("nobody"), 10, "goodwill", actor="admin-1")
+        admin_points.adjust(unique("nobody"), 10, "goodwill", actor="admin-1")
     with pytest.raises(InsufficientPointsError):
-        service.adjust(unique("nobody"), -10, "correction", actor="admin-1")
+        admin_points.adjust(unique("nobody"), -10, "correction", actor="admin-1")
 
 
 def test_profile_points_are_awarded_once(stack):
     member = unique("m")
-    service.award_profile(member)
-    service.award_profile(member)
+    reward = lambda txn: service.add_profile_reward(txn, member, clock.now())  # noqa: E731
+    assert transact.write(reward, replan=True) == points_config().profile.points
+    with pytest.raises(service.AlreadyAppliedError):
+        transact.write(reward, replan=True)
     assert service.available(member) == points_config().profile.points
     entries = service.entries(member, 10)["items"]
     assert [e["entryId"] for e in entries] == [f"profile#{member}"]
@@ -392,3 +393,13 @@ def test_the_whole_ledger_sums_to_zero_with_every_other_tests_data(stack):
     result = audit.audit()
     assert result["checked"] > 0
     assert result["breaches"] == 0, result["examples"]
+
+
+def test_an_expiry_is_dated_by_the_jobs_moment_not_the_wall_clock(stack):
+    member = unique("m")
+    ledger.earn(member, 20, f"a#{member}", "checkin", expires_on="2025-06-30")
+    moment = dt.datetime(2025, 6, 30, 16, 10, tzinfo=dt.timezone.utc)  # 2025-07-01 00:10 Shanghai
+    jobs.expire(moment)
+    expiries = [e for e in service.entries(member, 20)["items"] if e["reason"] == "expiry"]
+    assert [(e["delta"], e["createdAt"]) for e in expiries] == [(-20, clock.iso(moment))]
+    assert_sound(member)

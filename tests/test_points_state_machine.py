@@ -11,6 +11,7 @@ is negative, and the accounts (members and system shards) sum to zero.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 
 import pytest
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from chalicelib import db
+from chalicelib import clock, db
 from chalicelib.errors import NotFoundError
 from chalicelib.points import audit, ledger
 from chalicelib.points.config import points_config
@@ -196,7 +197,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def expire(self, m: int, day: str, run_day: str) -> None:
         member = self.members[m]
         self.touched.add(member)
-        receipt = ledger.expire_lot(member, day, run_day)
+        moment = dt.datetime.combine(dt.date.fromisoformat(run_day), dt.time(0, 10), clock.SHANGHAI)
+        receipt = ledger.expire_lot(member, day, moment)
         if self.lots[member][day] == 0:
             assert receipt is None
         elif (member, day, run_day) in self.expired:

@@ -129,19 +129,6 @@ def test_a_stale_plan_outranks_the_explanations_after_it() -> None:
     assert Counter.get(nearly_full.counter_id).value == 10
 
 
-def test_a_participant_adds_its_items_under_one_label_and_one_explanation() -> None:
-    roomy, full = fresh(0), fresh(9)
-
-    def build(txn: Transaction) -> None:
-        counters = txn.participant("counters", lambda old: OverLimitError(f"at {old.value}"))
-        counters.update(roomy, actions=[Counter.value.add(1)], condition=Counter.value < 5, return_values="ALL_OLD")
-        counters.update(full, actions=[Counter.value.add(1)], condition=Counter.value < 5)
-
-    with pytest.raises(OverLimitError, match="at 9"):
-        transact.write(build)
-    assert Counter.get(roomy.counter_id).value == 0
-
-
 def test_more_than_a_hundred_items_is_refused_before_anything_is_sent() -> None:
     counters = [Counter(unique("c")) for _ in range(101)]
 

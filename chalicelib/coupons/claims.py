@@ -137,23 +137,10 @@ def exchange(member_id: str, campaign_id: str) -> dict[str, Any]:
             reason="exchange",
             reference=coupon_id,
         )
-        prepared.add_to(txn.participant("points", _short_of_points(prepared)))
+        prepared.add_to(txn)
 
     also = [*_tier_check(campaign, member_id), spend]
     return _grant(campaign, member_id, source="exchange", also=also, coupon_id=coupon_id)
-
-
-def _short_of_points(spend: Any) -> Explain:
-    def explain(old: Any) -> Exception | None:
-        from chalicelib.points import service as points
-
-        try:
-            spend.explain()
-        except points.InsufficientPointsError as short:
-            return short
-        return None  # the balance moved but holds enough: plan the exchange again
-
-    return explain
 
 
 # --- The claim ------------------------------------------------------------------------
@@ -185,7 +172,7 @@ def _member_check(member_id: str, explain: Explain, *, tiers: Any = None, guide_
     def add(txn: Transaction) -> None:
         from chalicelib.members import service as members
 
-        members.require_member(txn.participant("member", explain), member_id, tiers=tiers, guide_id=guide_id)
+        members.require_member(txn, member_id, tiers=tiers, guide_id=guide_id, explain=explain)
 
     return add
 

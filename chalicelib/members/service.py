@@ -1,39 +1,67 @@
-"""Members: login, profile, phone binding, deletion and role grants."""
+"""Members: login, profile, phone binding, deletion, role grants, and what other domains ask of a member.
+
+Members is a leaf: it knows no other domain. What spans domains (the
+`/members/me` answer with its points, a profile's reward, merging a POS
+member's points) is a use case (`chalicelib.usecases`), which adds this
+domain's items to a transaction with the functions taking a `txn`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import hmac
-import re
 import secrets
-import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib import auth, clock, db, observability
-from chalicelib.config import secret, settings
-from chalicelib.errors import ConflictError, InvalidRequestError, UnauthenticatedError
+from chalicelib import clock, db, transact
+from chalicelib.config import secret
+from chalicelib.errors import InvalidRequestError
+from chalicelib.members.errors import (
+    GuideIdInUseError,
+    HeldOfflineError,
+    LoginConflictError,
+    MemberGoneError,
+    PhoneInUseError,
+)
+from chalicelib.members.login import LaunchScene, ReadAlong, SignIn, login, new_member_id, parse_scene
 from chalicelib.members.models import Guide, Identity, Member, RoleGrant
 from chalicelib.members.schemas import ProfileUpdate, StaffGrant
+from chalicelib.transact import Explain, Transaction
 from chalicelib.wechat import client as wechat
 
 __all__ = [
     "TIER_NAMES",
     "PhoneInUseError",
+    "HeldOfflineError",
+    "LoginConflictError",
+    "GuideIdInUseError",
+    "MemberGoneError",
+    "LaunchScene",
+    "ReadAlong",
+    "SignIn",
+    "parse_scene",
     "login",
-    "profile",
+    "view",
+    "member_key",
+    "live",
+    "get_member",
     "update_profile",
+    "profile_completed",
+    "complete_profile",
     "bind_phone",
+    "offline_member",
+    "add_offline_member",
+    "absorb_offline",
     "delete_member",
     "grant_role",
-    "get_member",
     "phone_identity_key",
-    "parse_scene",
-    "LaunchScene",
     "tier_of",
+    "tiers_of",
+    "set_tier",
     "openids",
     "bound_guide",
     "require_member",
@@ -41,56 +69,38 @@ __all__ = [
 
 TIER_NAMES = {"explorer": "体验官", "pioneer": "探索者", "geek": "极客玩家", "black_gold": "黑金大使"}
 PROFILE_FIELDS = ("nickname", "birthday", "gender", "city")
-_SCENE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
-_CREATE_ATTEMPTS = 5
+
+_live = Member.member_id.exists() & Member.deleted_at.does_not_exist() & Member.merged_into.does_not_exist()
 
 
-class PhoneInUseError(ConflictError):
-    code = "PHONE_IN_USE"
-    default_message = "this phone number belongs to another member"
+def _gone(old: Any) -> Exception:
+    return MemberGoneError()
 
 
-@dataclass(frozen=True)
-class LaunchScene:
-    guide_id: str | None = None
-    referrer_id: str | None = None
+# --- Reading ---------------------------------------------------------------------
+
+def member_key(member_id: str) -> tuple[type[Member], str]:
+    """The key of a member, for a caller's multi-table `db.batch_get`."""
+    return Member, member_id
 
 
-def parse_scene(scene: str | None) -> LaunchScene:
-    """`g=<guideId>` and `r=<memberId>`, joined by `&`; anything else is ignored."""
-    values: dict[str, str] = {}
-    for part in (scene or "").split("&"):
-        name, _, value = part.partition("=")
-        if name in ("g", "r") and _SCENE_ID.match(value):
-            values.setdefault(name, value)
-    return LaunchScene(guide_id=values.get("g"), referrer_id=values.get("r"))
+def live(member: Member | None) -> Member:
+    """The member, if it is live; a deleted or merged one no longer signs in."""
+    if member is None or member.deleted_at or member.merged_into:
+        raise MemberGoneError()
+    return member
 
 
-# --- Views ---------------------------------------------------------------------
-
-def _points_available(member_id: str) -> int:
-    """The member's spendable points, as the points ledger holds them."""
-    from chalicelib.points import service as points
-
-    return points.available(member_id)
-
-
-_UNREAD: Any = object()
+def get_member(member_id: str) -> Member:
+    """The live member behind a token."""
+    try:
+        return live(Member.get(member_id, consistent_read=True))
+    except DoesNotExist as exc:
+        raise MemberGoneError() from exc
 
 
-def view(member: Member, *, points_available: int | None = None, points_balance: Any = _UNREAD) -> dict[str, Any]:
-    """The member as `GET /members/me` shows it.
-
-    `points_balance` is the member's points balance when the caller read it
-    along with the member (`points.balance_key` in a `db.batch_get`); without
-    it, the balance is read here.
-    """
-    from chalicelib.points import service as points
-
-    if points_balance is _UNREAD:
-        points_balance = db.batch_get([points.balance_key(member.member_id)])[0]
-    if points_available is None:
-        points_available = points.member_points(member.member_id, points_balance)["available"]
+def view(member: Member) -> dict[str, Any]:
+    """The member's own part of `GET /members/me` (the use case adds its points)."""
     guide = None
     if member.guide_id and member.guide_bound_until and member.guide_bound_until > clock.now():
         guide = {"guideId": member.guide_id, "name": member.guide_name, "storeId": member.guide_store_id}
@@ -99,8 +109,6 @@ def view(member: Member, *, points_available: int | None = None, points_balance:
         "nickname": member.nickname,
         "tier": member.tier,
         "tierName": TIER_NAMES.get(member.tier, member.tier),
-        "points": {"available": points_available},
-        "tierProgress": points.tier_progress(member.tier, points_balance),
         "phoneBound": bool(member.phone),
         "phone": member.phone,
         "birthday": member.birthday,
@@ -111,183 +119,36 @@ def view(member: Member, *, points_available: int | None = None, points_balance:
     }
 
 
-def get_member(member_id: str) -> Member:
-    """The live member behind a token; a deleted or merged one no longer signs in."""
-    try:
-        member = Member.get(member_id, consistent_read=True)
-    except DoesNotExist as exc:
-        raise UnauthenticatedError("this member no longer exists") from exc
-    if member.deleted_at or member.merged_into:
-        raise UnauthenticatedError("this member no longer exists")
-    return member
+# --- Profile ------------------------------------------------------------------------
 
-
-def profile(member_id: str) -> dict[str, Any]:
-    """The member and its points balance, in one round trip."""
-    from chalicelib.points import service as points
-
-    member, balance = db.batch_get([(Member, member_id), points.balance_key(member_id)])
-    if member is None or member.deleted_at or member.merged_into:
-        raise UnauthenticatedError("this member no longer exists")
-    return view(member, points_balance=balance)
-
-
-# --- Login ---------------------------------------------------------------------
-
-def login(code: str, scene: str | None = None) -> dict[str, Any]:
-    session = wechat.code_to_session(code)
-    launch = parse_scene(scene)
-    lookups: list[tuple[type[db.SiyuModel], Any]] = [
-        (Identity, f"openid:{session.openid}"),
-        (RoleGrant, session.openid),
-    ]
-    if session.unionid:
-        lookups.append((Identity, f"unionid:{session.unionid}"))
-    if launch.guide_id:
-        lookups.append((Guide, launch.guide_id))
-    found = db.batch_get(lookups)
-    identity, grant = found[0], found[1]
-    by_unionid = found[2] if session.unionid else None
-    guide = found[-1] if launch.guide_id else None
-
-    is_new = False
-    points_balance: Any = _UNREAD
-    if identity is not None:
-        from chalicelib.points import service as points
-
-        member, points_balance = db.batch_get([(Member, identity.member_id), points.balance_key(identity.member_id)])
-        if member is None:
-            raise UnauthenticatedError("this member no longer exists")
-    elif by_unionid is not None:
-        member = _link_openid(by_unionid.member_id, session)
-    else:
-        member, is_new = _create_member(session, launch, guide)
-        points_balance = None if is_new else _UNREAD
-    if guide is not None and not is_new and _guide_binding_open(member):
-        member = _bind_guide(member, guide)
-
-    token, expires_in = auth.issue_token(_principal(member, grant))
-    return {"token": token, "expiresIn": expires_in, "isNew": is_new, "member": view(member, points_balance=points_balance)}
-
-
-def _principal(member: Member, grant: RoleGrant | None) -> auth.Principal:
-    roles = {auth.MEMBER} | (set(grant.roles) if grant else set())
-    return auth.Principal(
-        member_id=member.member_id,
-        roles=frozenset(roles),
-        store_id=grant.store_id if grant else None,
-        guide_id=grant.guide_id if grant else None,
-    )
-
-
-def _new_member_id() -> str:
-    return f"m{secrets.token_hex(8)}"
-
-
-def _create_member(session: wechat.Session, launch: LaunchScene, guide: Guide | None) -> tuple[Member, bool]:
-    """Create the member and its openid identity in one write; the first of racing logins wins."""
-    for attempt in range(_CREATE_ATTEMPTS):
-        now = clock.now()
-        member = Member(
-            _new_member_id(),
-            openid=session.openid,
-            unionid=session.unionid,
-            created_at=now,
-            referrer_id=launch.referrer_id,
-        )
-        if guide is not None:
-            _apply_guide(member, guide, now)
-        identities = [Identity(f"openid:{session.openid}", member_id=member.member_id, created_at=now)]
-        if session.unionid:
-            identities.append(Identity(f"unionid:{session.unionid}", member_id=member.member_id, created_at=now))
-        try:
-            with db.transaction() as write:
-                for identity in identities:
-                    write.save(identity, condition=Identity.key.does_not_exist())
-                write.save(member, condition=Member.member_id.does_not_exist())
-            observability.count("MembersCreated")
-            return member, True
-        except TransactWriteError:
-            # Another login of the same openid won (or is committing): use its member.
-            try:
-                winner = Identity.get(f"openid:{session.openid}", consistent_read=True)
-            except DoesNotExist:
-                time.sleep(0.02 * (attempt + 1))
-                continue
-            return Member.get(winner.member_id, consistent_read=True), False
-    raise ConflictError("too many simultaneous logins, try again", code="LOGIN_CONFLICT")
-
-
-def _link_openid(member_id: str, session: wechat.Session) -> Member:
-    """The brand already knows this unionid (another of its apps): link this openid to it."""
-    try:
-        Identity(f"openid:{session.openid}", member_id=member_id, created_at=clock.now()).save(
-            condition=Identity.key.does_not_exist()
-        )
-    except PutError:
-        pass  # a concurrent login linked it first; it points to the same member
-    return Member.get(member_id, consistent_read=True)
-
-
-def _guide_binding_open(member: Member) -> bool:
-    return not member.guide_id or member.guide_bound_until is None or member.guide_bound_until <= clock.now()
-
-
-def _apply_guide(member: Member, guide: Guide, now: dt.datetime) -> None:
-    member.guide_id = guide.guide_id
-    member.guide_name = guide.name
-    member.guide_store_id = guide.store_id
-    member.guide_bound_until = now + dt.timedelta(days=settings().guide_binding_days)
-
-
-def _bind_guide(member: Member, guide: Guide) -> Member:
-    """First binding wins: the condition refuses while another binding is still valid."""
-    now = clock.now()
-    binding_open = Member.guide_id.does_not_exist() | (Member.guide_bound_until < now)
-    until = now + dt.timedelta(days=settings().guide_binding_days)
-    try:
-        member.update(
-            actions=[
-                Member.guide_id.set(guide.guide_id),
-                Member.guide_name.set(guide.name),
-                Member.guide_store_id.set(guide.store_id),
-                Member.guide_bound_until.set(until),
-            ],
-            condition=binding_open,
-        )
-    except UpdateError:
-        member.refresh(consistent_read=True)
-    return member
-
-
-# --- Profile, phone, deletion ---------------------------------------------------
-
-def _on_profile_completed(member_id: str) -> None:
-    """The profile was completed for the first time: the points ledger rewards it, once."""
-    from chalicelib.points import service as points
-
-    points.award_profile(member_id)
-
-
-def update_profile(member_id: str, update: ProfileUpdate) -> dict[str, Any]:
+def update_profile(member_id: str, update: ProfileUpdate) -> Member:
+    """Save the given fields; the member as it is now (one write, no read)."""
     changes = update.model_dump(exclude_none=True)
     if not changes:
         raise InvalidRequestError("body", "give at least one of nickname, birthday, gender, city")
-    member = get_member(member_id)
+    member = Member(member_id)
     actions = [getattr(Member, name).set(str(value)) for name, value in changes.items()]
-    member.update(actions=actions, condition=Member.deleted_at.does_not_exist())
-    if all(getattr(member, name) for name in PROFILE_FIELDS) and member.profile_completed_at is None:
-        try:
-            member.update(
-                actions=[Member.profile_completed_at.set(clock.now())],
-                condition=Member.profile_completed_at.does_not_exist(),
-            )
-        except UpdateError:
-            member.refresh(consistent_read=True)
-        else:
-            _on_profile_completed(member_id)
-    return view(member)
+    try:
+        transact.retrying(lambda: member.update(actions=actions, condition=_live))
+    except UpdateError as exc:
+        if transact.condition_failed(exc):
+            raise MemberGoneError() from exc
+        raise
+    return member
 
+
+def profile_completed(member: Member) -> bool:
+    """Every profile field is filled in, and the completion is not recorded yet."""
+    return member.profile_completed_at is None and all(getattr(member, name) for name in PROFILE_FIELDS)
+
+
+def complete_profile(txn: Transaction, member_id: str, at: dt.datetime, *, explain: Explain | None = None) -> None:
+    """Add to `txn` the record that the profile was completed: once, for a live member (label `member`)."""
+    once = _live & Member.profile_completed_at.does_not_exist()
+    txn.update(Member(member_id), [Member.profile_completed_at.set(at)], once, label="member", explain=explain)
+
+
+# --- Phone ------------------------------------------------------------------------------
 
 def phone_identity_key(phone: str) -> str:
     """The lookup key of a phone number: a keyed hash, so the key alone reveals nothing."""
@@ -295,67 +156,78 @@ def phone_identity_key(phone: str) -> str:
     return f"phone:{digest[:40]}"
 
 
-def _merge_offline_member(member: Member, offline_member_id: str) -> Member:
-    """An offline (POS) member holds this phone: the two become one, in one transaction.
-
-    The offline member's points move by ledger transfers (history is never
-    rewritten); it is marked `merged_into` this member, and the phone identity
-    moves over. A change to either side meanwhile fails a condition: read again.
-    """
-    from chalicelib.points import service as points
-
-    for attempt in range(_CREATE_ATTEMPTS):
-        offline = Member.get(offline_member_id, consistent_read=True)
-        if not offline.offline or offline.merged_into or not offline.phone:
-            raise PhoneInUseError()
-        phone = offline.phone
-        key = phone_identity_key(phone)
-        moving = points.prepare_merge(offline_member_id, member.member_id)
-        still_offline = (Member.offline == True) & Member.merged_into.does_not_exist()  # noqa: E712
-        try:
-            with db.transaction() as write:
-                moving.add_to(write)
-                write.update(
-                    offline,
-                    actions=[Member.merged_into.set(member.member_id), Member.phone.remove()],
-                    condition=still_offline,
-                )
-                write.update(
-                    Identity(key),
-                    actions=[Identity.member_id.set(member.member_id)],
-                    condition=Identity.member_id == offline_member_id,
-                )
-                write.update(member, actions=[Member.phone.set(phone)], condition=Member.deleted_at.does_not_exist())
-                if member.phone and member.phone != phone:
-                    write.delete(Identity(phone_identity_key(member.phone)))
-        except TransactWriteError:
-            time.sleep(0.02 * (attempt + 1))
-            continue
-        member.phone = phone
-        return member
-    raise ConflictError("the member changed while merging, try again", code="MERGE_CONFLICT")
+def _move_phone(txn: Transaction, member: Member, phone: str) -> None:
+    """The member's phone becomes `phone`; the identity of the one it had goes."""
+    txn.update(member, [Member.phone.set(phone)], Member.deleted_at.does_not_exist(), label="member", explain=_gone)
+    if member.phone and member.phone != phone:
+        txn.delete(Identity(phone_identity_key(member.phone)), label="old phone")
 
 
-def bind_phone(member_id: str, code: str) -> dict[str, Any]:
+def _held(old: Identity) -> Exception:
+    holder = Member.get(old.member_id, consistent_read=True)
+    return HeldOfflineError(holder.member_id) if holder.offline else PhoneInUseError()
+
+
+def bind_phone(member_id: str, code: str) -> Member:
+    """Bind the phone of a getPhoneNumber `code`; HeldOfflineError if a POS member holds it (merge them)."""
     member = get_member(member_id)
     phone = wechat.phone_number(code)
-    key = phone_identity_key(phone)
     free_or_mine = Identity.key.does_not_exist() | (Identity.member_id == member_id)
-    try:
-        with db.transaction() as write:
-            write.save(Identity(key, member_id=member_id, created_at=clock.now()), condition=free_or_mine)
-            write.update(member, actions=[Member.phone.set(phone)], condition=Member.deleted_at.does_not_exist())
-            if member.phone and member.phone != phone:
-                write.delete(Identity(phone_identity_key(member.phone)))
-    except TransactWriteError as exc:
-        holder = Identity.get(key, consistent_read=True)
-        other = Member.get(holder.member_id, consistent_read=True)
-        if other.offline:
-            return view(_merge_offline_member(member, other.member_id))
-        raise PhoneInUseError() from exc
-    member.phone = phone
-    return view(member)
 
+    def build(txn: Transaction) -> None:
+        identity = Identity(phone_identity_key(phone), member_id=member_id, created_at=clock.now())
+        txn.save(identity, free_or_mine, label="phone", explain=_held)
+        _move_phone(txn, member, phone)
+
+    transact.write(build)
+    member.phone = phone
+    return member
+
+
+def offline_member(member_id: str) -> Member:
+    """The offline (POS) member still waiting for its phone to be bound online."""
+    try:
+        member = Member.get(member_id, consistent_read=True)
+    except DoesNotExist as exc:
+        raise PhoneInUseError() from exc
+    if not member.offline or member.merged_into or not member.phone:
+        raise PhoneInUseError()
+    return member
+
+
+def add_offline_member(txn: Transaction, phone: str, name: str | None, at: dt.datetime) -> str:
+    """Add to `txn` a member imported from the stores' POS, with its phone identity; its id.
+
+    A phone already known is PhoneInUseError. Each attempt draws a new id.
+    """
+    member_id = new_member_id()
+    identity = Identity(phone_identity_key(phone), member_id=member_id, created_at=at)
+    txn.save(identity, Identity.key.does_not_exist(), label="phone", explain=lambda old: PhoneInUseError())
+    member = Member(member_id, phone=phone, nickname=name, offline=True, created_at=at)
+    txn.save(member, Member.member_id.does_not_exist(), label="member")
+    return member_id
+
+
+def absorb_offline(txn: Transaction, member: Member, offline: Member) -> str:
+    """Add to `txn`: `offline` is merged into `member`, whose phone it becomes; the phone.
+
+    Conditioned on both being as read: the offline member still unmerged,
+    its phone identity still its own, the member not deleted.
+    """
+    phone = offline.phone
+    still_offline = (Member.offline == True) & Member.merged_into.does_not_exist()  # noqa: E712
+    txn.update(
+        offline, [Member.merged_into.set(member.member_id), Member.phone.remove()], still_offline, label="offline"
+    )
+    txn.update(
+        Identity(phone_identity_key(phone)), [Identity.member_id.set(member.member_id)],
+        Identity.member_id == offline.member_id, label="phone",
+    )
+    _move_phone(txn, member, phone)
+    return phone
+
+
+# --- Deletion -------------------------------------------------------------------------
 
 def delete_member(member_id: str) -> None:
     """Erase personal data; the ledgers keep their entries under the anonymous member id."""
@@ -365,51 +237,58 @@ def delete_member(member_id: str) -> None:
         identities.append(f"unionid:{member.unionid}")
     if member.phone:
         identities.append(phone_identity_key(member.phone))
-    with db.transaction() as write:
-        write.update(
-            member,
-            actions=[
-                Member.deleted_at.set(clock.now()),
-                Member.openid.remove(),
-                Member.unionid.remove(),
-                Member.nickname.remove(),
-                Member.birthday.remove(),
-                Member.gender.remove(),
-                Member.city.remove(),
-                Member.phone.remove(),
-            ],
-            condition=Member.deleted_at.does_not_exist(),
-        )
-        for key in identities:
-            write.delete(Identity(key))
+    erased = [
+        Member.deleted_at.set(clock.now()),
+        *(getattr(Member, name).remove() for name in ("openid", "unionid", "nickname", "birthday", "gender", "city", "phone")),
+    ]
+
+    def build(txn: Transaction) -> None:
+        txn.update(member, erased, Member.deleted_at.does_not_exist(), label="member", explain=_gone)
+        for number, key in enumerate(identities):
+            txn.delete(Identity(key), label=f"identity {number}")
+
+    transact.write(build)
 
 
-# --- Roles ------------------------------------------------------------------------
+# --- Roles ------------------------------------------------------------------------------
+
+def _grant_of(openid: str) -> RoleGrant | None:
+    try:
+        return RoleGrant.get(openid, consistent_read=True)
+    except DoesNotExist:
+        return None
+
 
 def grant_role(grant: StaffGrant, granted_by: str) -> dict[str, Any]:
+    """Grant a role (applied at the person's next login). A guide keeps one guide id, whoever grants at once."""
     if grant.role in ("staff", "guide") and not grant.store_id:
         raise InvalidRequestError("storeId", f"is required for the {grant.role} role")
-    guide_id = None
-    if grant.role == "guide":
-        try:
-            earlier = RoleGrant.get(grant.openid, consistent_read=True).guide_id
-        except DoesNotExist:
-            earlier = None
-        guide_id = grant.guide_id or earlier or f"g{secrets.token_hex(6)}"
-    actions = [
-        RoleGrant.roles.add({grant.role}),
-        RoleGrant.name.set(grant.name),
-        RoleGrant.granted_by.set(granted_by),
-        RoleGrant.granted_at.set(clock.now()),
-    ]
-    if grant.store_id:
-        actions.append(RoleGrant.store_id.set(grant.store_id))
-    if guide_id:
-        actions.append(RoleGrant.guide_id.set(guide_id))
-    with db.transaction() as write:
-        write.update(RoleGrant(grant.openid), actions=actions)
-        if guide_id:
-            write.save(Guide(guide_id, name=grant.name, store_id=grant.store_id, openid=grant.openid))
+    new_guide_id = f"g{secrets.token_hex(6)}"
+
+    def build(txn: Transaction) -> None:
+        refusal = txn.previous_refusal
+        # The guide id is chosen from what was read: the write holds only if it is still so.
+        current = refusal.item("grant") if refusal is not None else _grant_of(grant.openid)
+        earlier = current.guide_id if current is not None else None
+        actions = [
+            RoleGrant.roles.add({grant.role}),
+            RoleGrant.name.set(grant.name),
+            RoleGrant.granted_by.set(granted_by),
+            RoleGrant.granted_at.set(clock.now()),
+        ]
+        if grant.store_id:
+            actions.append(RoleGrant.store_id.set(grant.store_id))
+        if grant.role != "guide":
+            txn.update(RoleGrant(grant.openid), actions, label="grant")
+            return
+        guide_id = grant.guide_id or earlier or new_guide_id
+        guide_id_as_read = RoleGrant.guide_id == earlier if earlier else RoleGrant.guide_id.does_not_exist()
+        txn.update(RoleGrant(grant.openid), [*actions, RoleGrant.guide_id.set(guide_id)], guide_id_as_read, label="grant")
+        free_or_theirs = Guide.guide_id.does_not_exist() | (Guide.openid == grant.openid)
+        guide = Guide(guide_id, name=grant.name, store_id=grant.store_id, openid=grant.openid)
+        txn.save(guide, free_or_theirs, label="guide", explain=lambda old: GuideIdInUseError())
+
+    transact.write(build, replan=True)
     record = RoleGrant.get(grant.openid, consistent_read=True)
     return {
         "openid": record.openid,
@@ -422,6 +301,15 @@ def grant_role(grant: StaffGrant, granted_by: str) -> dict[str, Any]:
 
 # --- What other domains ask of a member --------------------------------------------
 
+def _members(member_ids: Iterable[str]) -> Iterator[Member]:
+    """The members that exist among `member_ids`, read 100 to a round trip."""
+    unique_ids = sorted(set(member_ids))
+    for start in range(0, len(unique_ids), 100):
+        for member in db.batch_get([(Member, member_id) for member_id in unique_ids[start:start + 100]]):
+            if member is not None:
+                yield member
+
+
 def tier_of(member_id: str) -> str:
     """The member's tier (`explorer` for a member not found)."""
     try:
@@ -430,15 +318,26 @@ def tier_of(member_id: str) -> str:
         return "explorer"
 
 
+def tiers_of(member_ids: Iterable[str]) -> dict[str, str]:
+    """The tier of each member that exists among `member_ids`."""
+    return {member.member_id: member.tier for member in _members(member_ids)}
+
+
+def set_tier(txn: Transaction, member_id: str, tier: str, *, was: str, label: str = "member") -> None:
+    """Add to `txn` the member's new tier, on condition it is still `was` (as the caller read it)."""
+    as_read = Member.tier == was
+    if was == Member.tier.default:
+        as_read |= Member.tier.does_not_exist()
+    txn.update(Member(member_id), [Member.tier.set(tier)], Member.member_id.exists() & as_read, label=label)
+
+
 def openids(member_ids: list[str]) -> dict[str, str]:
     """The openid of each live member that has one (deleted members have none)."""
-    found: dict[str, str] = {}
-    unique_ids = sorted(set(member_ids))
-    for start in range(0, len(unique_ids), 100):
-        for member in db.batch_get([(Member, member_id) for member_id in unique_ids[start:start + 100]]):
-            if member is not None and member.openid and not member.deleted_at and not member.merged_into:
-                found[member.member_id] = member.openid
-    return found
+    return {
+        member.member_id: member.openid
+        for member in _members(member_ids)
+        if member.openid and not member.deleted_at and not member.merged_into
+    }
 
 
 def bound_guide(member_id: str) -> str | None:
@@ -453,19 +352,21 @@ def bound_guide(member_id: str) -> str | None:
 
 
 def require_member(
-    write: Any,
+    txn: Transaction,
     member_id: str,
     *,
     tiers: Any = None,
     guide_id: str | None = None,
+    label: str = "member",
+    explain: Explain | None = None,
 ) -> None:
-    """Add to the transaction `write` one check that the member is live and, if given,
-    holds one of `tiers` and is bound to `guide_id` now. The check is one item of the
+    """Add to `txn` one check that the member is live and, if given, holds one of
+    `tiers` and is bound to `guide_id` now. The check is one item of the
     transaction, so the other domain's write happens only if the member qualifies.
     """
-    condition = Member.member_id.exists() & Member.deleted_at.does_not_exist() & Member.merged_into.does_not_exist()
+    condition = _live
     if tiers:
         condition &= Member.tier.is_in(*sorted(tiers))
     if guide_id:
         condition &= (Member.guide_id == guide_id) & (Member.guide_bound_until > clock.now())
-    write.condition_check(Member, member_id, condition=condition)
+    txn.condition_check(Member, member_id, condition=condition, label=label, explain=explain)

@@ -7,10 +7,10 @@ from typing import Any
 
 from chalicelib import clock
 from chalicelib.points import audit as ledger_audit
-from chalicelib.points import ledger, tiers
-from chalicelib.points.models import SYSTEM_PREFIX, PointsBalance
+from chalicelib.points import ledger
+from chalicelib.points.models import PointsBalance
 
-__all__ = ["expire", "audit", "tier_review"]
+__all__ = ["expire", "audit"]
 
 
 def expire(moment: dt.datetime) -> dict[str, int]:
@@ -18,16 +18,15 @@ def expire(moment: dt.datetime) -> dict[str, int]:
 
     A lot's transfer is `expire#<lot>@<run day>`: replaying the job for the same
     moment finds nothing left to expire, and two runs at once expire a lot once.
+    Each expiry is dated `moment`.
     """
     run_day = clock.shanghai_date(moment).isoformat()
     counts = {"checked": 0, "lotsExpired": 0, "pointsExpired": 0}
-    for balance in PointsBalance.scan(consistent_read=True):
-        if balance.account_id.startswith(SYSTEM_PREFIX):
-            continue
+    for balance in ledger.member_balances():
         counts["checked"] += 1
         current: PointsBalance | None = balance
         for day in [day for day in balance.remaining_lots() if day < run_day]:
-            receipt = ledger.expire_lot(balance.account_id, day, run_day, current)
+            receipt = ledger.expire_lot(balance.account_id, day, moment, current)
             current = None  # the next lot plans from the balance as this expiry left it
             if receipt is not None and receipt.applied:
                 counts["lotsExpired"] += 1
@@ -38,7 +37,3 @@ def expire(moment: dt.datetime) -> dict[str, int]:
 def audit(moment: dt.datetime) -> dict[str, Any]:
     result = ledger_audit.audit()
     return {**result, "at": clock.iso(moment)}
-
-
-def tier_review(moment: dt.datetime) -> dict[str, int]:
-    return tiers.review(moment)

@@ -1,42 +1,43 @@
 """The ledger: every movement is one immutable transfer, written in one TransactWriteItems.
 
-A movement writes, in a single round trip:
+A movement writes, in a single round trip (labels as the composer names them):
 
-    transfer      Put     attribute_not_exists: the natural key applies it once
-    balance       Update  available >= taken, pending >= released; a credit
+    .transfer     Put     attribute_not_exists: the natural key applies it once
+    .balance      Update  available >= taken, pending >= released; a credit
                           extends the line of lots (newest_lot <= its lot), a
                           spend moves `consumed` forward (models.py)
-    system shard  Update  the other side of the double entry (sums to zero)
-    cap, activity Update  when an earning rule is capped or counts toward tiers
+    .system       Update  the other side of the double entry (sums to zero)
+    .cap, .activity       when an earning rule is capped or counts toward tiers
 
 Earning and spending read nothing: a credit to the newest lot (or a later
 one) and a spend across any number of lots are each one write whose
 conditions decide. What rewrites the line (a credit to an earlier lot, an
 expiry, a reversal, a merge) plans from the balance it read and is
-conditioned on the balance's version. A cancelled transaction answers with
-the items that said no: an existing transfer means a replay, which answers
-as the first one did; a balance is what the next plan starts from.
+conditioned on the balance's version. A refused transaction answers with the
+items that said no (`transact`): an existing transfer means a replay, which
+answers as the first one did; a balance is what the next plan starts from.
+
+A movement can also join a transaction another use composes (`join`), next
+to other domains' items, planned again from what a refusal showed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import random
 import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path
 from pynamodb.expressions.update import Action
-from pynamodb.transactions import TransactWrite
 
-from chalicelib import clock, db
+from chalicelib import clock, db, transact
 from chalicelib.errors import InvalidRequestError, NotFoundError
 from chalicelib.points.config import points_config
 from chalicelib.points.errors import (
@@ -56,6 +57,7 @@ from chalicelib.points.models import (
     lot_attribute,
     position_attribute,
 )
+from chalicelib.transact import Transaction, TransactionRefusedError
 
 __all__ = [
     "ISSUED",
@@ -64,11 +66,16 @@ __all__ = [
     "CLAWBACK",
     "ADJUSTMENT",
     "MERGE",
+    "MAX_POINTS",
+    "AlreadyAppliedError",
+    "Participant",
+    "Plan",
     "Movement",
     "Receipt",
     "PreparedSpend",
     "PreparedMerge",
     "read_balance",
+    "member_balances",
     "remember",
     "recall",
     "forget",
@@ -77,9 +84,11 @@ __all__ = [
     "lots_taken",
     "system_shard",
     "default_expiry",
+    "version_is",
+    "join",
     "apply",
-    "Refusal",
     "credit",
+    "earning",
     "earn",
     "prepare_spend",
     "spend",
@@ -90,20 +99,23 @@ __all__ = [
     "reverse",
     "clawback",
     "prepare_merge",
+    "add_merge",
     "merge",
 ]
 
 ISSUED, SPENT, EXPIRED, CLAWBACK, ADJUSTMENT, MERGE = "issued", "spent", "expired", "clawback", "adjustment", "merge"
 MAX_POINTS = 100_000_000
-ATTEMPTS = 10
-_BUSY_CODES = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-_BUSY_ERRORS = {
-    "TransactionConflictException",
-    "TransactionInProgressException",
-    "ThrottlingException",
-    "ProvisionedThroughputExceededException",
-}
-_ALL_OLD = "ALL_OLD"
+
+# Another domain's items joining a movement's transaction (say, a check that the member is live).
+Participant = Callable[[Transaction], Any]
+
+
+class AlreadyAppliedError(Exception):
+    """The transfer exists: the effect it names happened before (a replay)."""
+
+    def __init__(self, transfer: PointsTransfer) -> None:
+        super().__init__(transfer.transfer_id)
+        self.transfer = transfer
 
 
 def system_shard(account: str, transfer_id: str) -> str:
@@ -176,6 +188,13 @@ def read_balance(member_id: str) -> PointsBalance:
     return remember(balance)
 
 
+def member_balances() -> Iterator[PointsBalance]:
+    """Every member's balance (the system accounts' shards left out), as a scan finds them."""
+    for balance in PointsBalance.scan(consistent_read=True):
+        if not balance.account_id.startswith(SYSTEM_PREFIX):
+            yield balance
+
+
 def find_transfer(member_id: str, transfer_id: str) -> PointsTransfer | None:
     try:
         return PointsTransfer.get(member_id, transfer_id, consistent_read=True)
@@ -200,7 +219,7 @@ def _and(left: Condition | None, right: Condition) -> Condition:
     return right if left is None else left & right
 
 
-def _version_is(version: int) -> Condition:
+def version_is(version: int) -> Condition:
     same = PointsBalance.version == version
     return same | PointsBalance.version.does_not_exist() if not version else same
 
@@ -269,6 +288,7 @@ class Movement:
     A credit extends the line (`add_lots`); a spend (`spends`) moves the
     cursor; with `lay_anew` (the balance as read), the line is laid anew
     instead, `take_lots` taken out of it, on condition nothing moved since.
+    Its items are labelled `<label>.transfer`, `<label>.balance`, and so on.
     """
 
     member_id: str
@@ -295,8 +315,12 @@ class Movement:
     cap: tuple[str, int] | None = None  # (cap key, times allowed)
     activity: tuple[str, int, int] | None = None  # (month, spend fen, actions)
     book_system: bool = True
-    # Items of another domain that must hold for this transfer (say, a member check).
-    also: list[Callable[[TransactWrite], None]] = field(default_factory=list)
+    # What a refused balance means, when it can mean only one thing (a spend: too few points).
+    explain_balance: transact.Explain | None = None
+    # A merge plans again on a replay (it then finds nothing left to move) instead of answering it.
+    explain_replay: bool = True
+    also: list[Participant] = field(default_factory=list)
+    label: str = "points"
 
     def transfer(self) -> PointsTransfer:
         lots = {**self.add_lots, **self.take_lots}
@@ -328,7 +352,7 @@ class Movement:
 
     def _line(self) -> tuple[list[Action], Condition | None]:
         if self.lay_anew is not None:
-            return _lay_anew(self.lay_anew, self.add_lots, self.take_lots), _version_is(int(self.lay_anew.version or 0))
+            return _lay_anew(self.lay_anew, self.add_lots, self.take_lots), version_is(int(self.lay_anew.version or 0))
         actions: list[Action] = []
         condition: Condition | None = None
         if self.add_lots:
@@ -342,10 +366,11 @@ class Movement:
             actions.append(PointsBalance.consumed.add(-self.delta))
         return actions, condition
 
-    def add_to(self, write: TransactWrite) -> None:
+    def add_to(self, txn: Transaction) -> None:
         # The transfer's id is the effect's natural key: a replay finds it and changes nothing.
         transfer_is_new = PointsTransfer.transfer_id.does_not_exist()
-        write.save(self.transfer(), condition=transfer_is_new, return_values=_ALL_OLD)
+        txn.save(self.transfer(), transfer_is_new, label=f"{self.label}.transfer",
+                 explain=_replay if self.explain_replay else None)
 
         line_actions, line_condition = self._line()
         actions: list[Action] = [PointsBalance.version.add(1), *self.balance_actions, *line_actions]
@@ -353,7 +378,7 @@ class Movement:
         if line_condition is not None:
             condition = _and(condition, line_condition)
         if self.expect_version is not None and self.lay_anew is None:
-            condition = _and(condition, _version_is(self.expect_version))
+            condition = _and(condition, version_is(self.expect_version))
         if self.delta:
             actions.append(PointsBalance.available.add(self.delta))
         if self.delta < 0:
@@ -362,7 +387,8 @@ class Movement:
             actions.append(PointsBalance.pending.add(self.pending_delta))
         if self.pending_delta < 0:
             condition = _and(condition, PointsBalance.pending >= -self.pending_delta)
-        write.update(PointsBalance(self.member_id), actions=actions, condition=condition, return_values=_ALL_OLD)
+        txn.update(PointsBalance(self.member_id), actions, condition,
+                   label=f"{self.label}.balance", explain=self.explain_balance)
 
         if self._books_system():
             other_side: list[Action] = []
@@ -370,14 +396,15 @@ class Movement:
                 other_side.append(PointsBalance.available.add(-self.delta))
             if self.pending_delta:
                 other_side.append(PointsBalance.pending.add(-self.pending_delta))
-            write.update(PointsBalance(system_shard(self.counterparty, self.transfer_id)), actions=other_side)
+            txn.update(PointsBalance(system_shard(self.counterparty, self.transfer_id)), other_side,
+                       label=f"{self.label}.system")
 
         if self.cap is not None:
             key, allowed = self.cap
             under_cap = PointsCap.count.does_not_exist() | (PointsCap.count < allowed)
             expires = self.created_at + dt.timedelta(days=3)
-            write.update(PointsCap(key), actions=[PointsCap.count.add(1), PointsCap.expires.set(expires)],
-                         condition=under_cap)
+            txn.update(PointsCap(key), [PointsCap.count.add(1), PointsCap.expires.set(expires)], under_cap,
+                       label=f"{self.label}.cap", explain=lambda old: PointsCapReachedError())
 
         if self.activity is not None:
             month, spend_fen, count = self.activity
@@ -386,56 +413,47 @@ class Movement:
                 tally.append(PointsActivity.spend_fen.add(spend_fen))
             if count:
                 tally.append(PointsActivity.actions.add(count))
-            write.update(PointsActivity(self.member_id, month), actions=tally)
+            txn.update(PointsActivity(self.member_id, month), tally, label=f"{self.label}.activity")
 
         for add in self.also:
-            add(write)
+            add(txn)
 
     def receipt(self) -> Receipt:
         return Receipt.of(self.transfer(), applied=True)
 
 
+def _replay(existing: PointsTransfer) -> Exception:
+    return AlreadyAppliedError(existing)
+
+
+def _short_of(points: int) -> transact.Explain:
+    """A spend's refused balance: too few points (a balance that did not exist had none)."""
+    return lambda old: InsufficientPointsError() if int(getattr(old, "available", 0) or 0) < points else None
+
+
 # --- Committing ------------------------------------------------------------------
 
-@dataclass
-class Refusal:
-    """Why a transaction was cancelled: the items whose conditions said no, as they are."""
-
-    busy: bool = False
-    transfer: PointsTransfer | None = None
-    balance: PointsBalance | None = None
-
-    @classmethod
-    def of(cls, error: TransactWriteError, member_id: str) -> Refusal:
-        codes = set(db.cancellation_codes(error))
-        if "ConditionalCheckFailed" not in codes:
-            if codes & _BUSY_CODES or error.cause_response_code in _BUSY_ERRORS:
-                return cls(busy=True)
-            raise error
-        refusal = cls()
-        for reason in error.cancellation_reasons or []:
-            item = reason.raw_item if reason is not None else None
-            if not item or item.get("account_id", {}).get("S") != member_id:
-                continue
-            if "transfer_id" in item:
-                refusal.transfer = PointsTransfer.from_raw_data(item)
-            else:
-                refusal.balance = remember(PointsBalance.from_raw_data(item))
-        return refusal
+Plan = Callable[[PointsBalance | None], Movement]
 
 
-def _commit(movement: Movement) -> Refusal | None:
-    """None when written; else why not."""
-    try:
-        with db.transaction() as write:
-            movement.add_to(write)
+def _seen(refusal: TransactionRefusedError | None, label: str, member_id: str) -> PointsBalance | None:
+    """The balance a refused attempt answered with (None before any refusal, or if it was not refused)."""
+    if refusal is None or not refusal.refused(f"{label}.balance"):
         return None
-    except TransactWriteError as exc:
-        return Refusal.of(exc, movement.member_id)
+    balance = refusal.item(f"{label}.balance")
+    return remember(balance) if balance is not None else PointsBalance.empty(member_id)
 
 
-def backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0.002, 0.01 * 2 ** min(attempt, 5)))
+def join(txn: Transaction, member_id: str, plan: Plan, *, label: str = "points") -> Movement:
+    """Add a planned movement to `txn`, planned from the balance a refusal of it showed, if one did.
+
+    The caller composes the transaction (`transact.write(..., replan=True)`);
+    an existing transfer is answered by raising AlreadyAppliedError from it.
+    """
+    movement = plan(_seen(txn.previous_refusal, label, member_id))
+    movement.label = label
+    movement.add_to(txn)
+    return movement
 
 
 def _replayed(existing: PointsTransfer, wanted: Movement, strict: bool) -> Receipt:
@@ -450,38 +468,24 @@ def _replayed(existing: PointsTransfer, wanted: Movement, strict: bool) -> Recei
     return Receipt.of(existing, applied=False)
 
 
-Plan = Callable[[PointsBalance | None], Movement]
-
-
-def apply(
-    plan: Plan,
-    *,
-    on_condition: Callable[[Movement, Refusal], None] | None = None,
-    strict: bool = True,
-) -> Receipt:
+def apply(member_id: str, plan: Plan, *, strict: bool = True) -> Receipt:
     """Write a planned movement; plan again from what a refusal answered, retry when busy.
 
     `plan` is given the balance a refused attempt answered with (None at
-    first) and may raise (e.g. InsufficientPointsError). `on_condition` is told
-    of a refusal not explained by an existing transfer, and raises if that is
-    the answer (a cap reached, a member missing).
+    first) and may raise (e.g. InsufficientPointsError) to give the answer.
     """
-    seen: PointsBalance | None = None
-    for attempt in range(ATTEMPTS):
-        movement = plan(seen)
-        refusal = _commit(movement)
-        if refusal is None:
-            _advance(movement)
-            return movement.receipt()
-        if refusal.transfer is not None:
-            return _replayed(refusal.transfer, movement, strict)
-        if not refusal.busy:
-            if on_condition is not None:
-                on_condition(movement, refusal)
-            seen = refusal.balance or PointsBalance.empty(movement.member_id)
-            continue
-        backoff(attempt)
-    raise LedgerBusyError()
+    planned: list[Movement] = []
+
+    def build(txn: Transaction) -> Movement:
+        planned.append(join(txn, member_id, plan))
+        return planned[-1]
+
+    try:
+        movement = transact.write(build, busy=LedgerBusyError, replan=True)
+    except AlreadyAppliedError as replay:
+        return _replayed(replay.transfer, planned[-1], strict)
+    _advance(movement)
+    return movement.receipt()
 
 
 # --- Earning ----------------------------------------------------------------------
@@ -498,7 +502,7 @@ def credit(
     return movement
 
 
-def earn(
+def earning(
     member_id: str,
     points: int,
     transfer_id: str,
@@ -511,16 +515,15 @@ def earn(
     activity: tuple[str, int, int] | None = None,
     balance_actions: list[Action] | None = None,
     actor: str | None = None,
-    also: list[Callable[[TransactWrite], None]] | None = None,
-    refusal: Callable[[], Exception] | None = None,
-) -> Receipt:
-    """Credit points to the lot of their expiry day: one round trip, no read.
+    also: list[Participant] | None = None,
+    at: dt.datetime | None = None,
+) -> Plan:
+    """The plan of a credit to the lot of the points' expiry day (by default, as earned `at`).
 
-    `also` adds another domain's conditions to the same transaction; `refusal`
-    is raised when one of them (not a cap) said no.
+    `also` adds another domain's items to the same transaction; each explains its own refusal.
     """
     _check_points(points)
-    created_at = clock.now()
+    created_at = at or clock.now()
     lot = expires_on or default_expiry(created_at)
 
     def plan(seen: PointsBalance | None) -> Movement:
@@ -531,40 +534,26 @@ def earn(
             activity_month=activity[0] if activity else None, also=list(also or []),
         )
 
-    def refused(movement: Movement, why: Refusal) -> None:
-        balance = why.balance
-        if balance is not None and movement.lay_anew is None and (balance.newest_lot or "") > lot:
-            return  # the line must be laid anew: plan again
-        if refusal is not None and (movement.cap is None or _cap_open(movement.cap)):
-            raise refusal()
-        if movement.cap is not None:
-            raise PointsCapReachedError()
-
-    return apply(plan, on_condition=refused)
+    return plan
 
 
-def _cap_open(cap: tuple[str, int]) -> bool:
-    key, allowed = cap
-    try:
-        return int(PointsCap.get(key, consistent_read=True).count or 0) < allowed
-    except DoesNotExist:
-        return True
+def earn(member_id: str, points: int, transfer_id: str, reason: str, reference: str | None = None,
+         **details: Any) -> Receipt:
+    """Credit points (`earning` says how): one round trip, no read."""
+    return apply(member_id, earning(member_id, points, transfer_id, reason, reference, **details))
 
 
 # --- Spending ---------------------------------------------------------------------
 
 @dataclass
 class PreparedSpend:
-    """A spend to be written inside a transaction the caller opens; it reads nothing.
+    """A spend to be written inside a transaction the caller composes; it reads nothing.
 
         spend = points.prepare_spend(member_id, 300, f"exchange#{claim_id}", "exchange", campaign_id)
-        with db.transaction() as write:
-            spend.add_to(write)
-            ...  # the caller's own items
+        transact.write(lambda txn: (spend.add_to(txn), ...))  # the caller's own items
 
-    If the transaction is cancelled, `explain()` says whether the points were
-    the reason (raising InsufficientPointsError) or the spend already happened
-    (returning its receipt); None means: retry.
+    A refusal of its balance is explained as InsufficientPointsError; an
+    existing transfer raises AlreadyAppliedError.
     """
 
     movement: Movement
@@ -585,19 +574,11 @@ class PreparedSpend:
     def item_count(self) -> int:
         return self.movement.item_count
 
-    def add_to(self, write: TransactWrite) -> None:
-        self.movement.add_to(write)
+    def add_to(self, txn: Transaction) -> None:
+        self.movement.add_to(txn)
 
     def receipt(self) -> Receipt:
         return self.movement.receipt()
-
-    def explain(self) -> Receipt | None:
-        existing = find_transfer(self.member_id, self.transfer_id)
-        if existing is not None:
-            return Receipt.of(existing, applied=False)
-        if int(read_balance(self.member_id).available or 0) < self.points:
-            raise InsufficientPointsError()
-        return None
 
 
 def _spend_movement(
@@ -618,7 +599,9 @@ def prepare_spend(
     actor: str | None = None,
 ) -> PreparedSpend:
     _check_points(points)
-    return PreparedSpend(_spend_movement(member_id, points, transfer_id, reason, reference, counterparty, actor))
+    movement = _spend_movement(member_id, points, transfer_id, reason, reference, counterparty, actor)
+    movement.explain_balance = _short_of(points)
+    return PreparedSpend(movement)
 
 
 def spend(
@@ -635,11 +618,11 @@ def spend(
     _check_points(points)
 
     def plan(seen: PointsBalance | None) -> Movement:
-        if seen is not None and int(seen.available or 0) < points:
-            raise InsufficientPointsError()
-        return _spend_movement(member_id, points, transfer_id, reason, reference, counterparty, actor)
+        movement = _spend_movement(member_id, points, transfer_id, reason, reference, counterparty, actor)
+        movement.explain_balance = _short_of(points)
+        return movement
 
-    return apply(plan)
+    return apply(member_id, plan)
 
 
 # --- Pending (two-phase) -----------------------------------------------------------
@@ -679,7 +662,7 @@ def earn_pending(
             balance_actions=tier_actions,
         )
 
-    return apply(plan)
+    return apply(member_id, plan)
 
 
 def _resolution(member_id: str, pending_id: str, kind: str) -> Receipt:
@@ -709,7 +692,7 @@ def _resolution(member_id: str, pending_id: str, kind: str) -> Receipt:
         return movement
 
     try:
-        return apply(plan, strict=False)
+        return apply(member_id, plan, strict=False)
     except TransferConflictError as exc:
         raise PendingResolvedError() from exc
 
@@ -727,14 +710,14 @@ def void_pending(member_id: str, pending_id: str) -> Receipt:
 # --- Expiry, reversal, clawback ------------------------------------------------------
 
 def expire_lot(
-    member_id: str, expires_on: str, run_day: str, balance: PointsBalance | None = None
+    member_id: str, expires_on: str, moment: dt.datetime, balance: PointsBalance | None = None
 ) -> Receipt | None:
-    """Expire what is left of one lot; the key `expire#<lot>@<run day>` makes a replay a no-op.
+    """Expire what is left of one lot as of `moment`; the key `expire#<lot>@<run day>` makes a replay a no-op.
 
     `balance` is what the caller read (the job's scan); if it is stale, the
     refused write answers with the current one and the lot is planned again.
     """
-    transfer_id = f"expire#{expires_on}@{run_day}"
+    transfer_id = f"expire#{expires_on}@{clock.shanghai_date(moment).isoformat()}"
 
     def plan(seen: PointsBalance | None) -> Movement:
         current = seen or balance or read_balance(member_id)
@@ -743,11 +726,11 @@ def expire_lot(
             raise _NothingDue()
         return Movement(
             member_id, transfer_id, EXPIRED, "expiry", expires_on,
-            delta=-held, take_lots={expires_on: held}, lay_anew=current,
+            delta=-held, take_lots={expires_on: held}, lay_anew=current, created_at=moment,
         )
 
     try:
-        return apply(plan, strict=False)
+        return apply(member_id, plan, strict=False)
     except (_NothingDue, TransferConflictError):
         return None
 
@@ -772,7 +755,7 @@ def reverse(member_id: str, transfer_id: str, reason: str = "refund") -> Receipt
             delta=-int(original.delta),
         )
 
-    return apply(plan, strict=False)
+    return apply(member_id, plan, strict=False)
 
 
 def clawback(member_id: str, transfer_id: str, reason: str = "refund") -> Receipt:
@@ -789,7 +772,7 @@ def clawback(member_id: str, transfer_id: str, reason: str = "refund") -> Receip
         nothing_left = (PointsBalance.available == 0) | PointsBalance.available.does_not_exist()
         return Movement(member_id, clawback_id, CLAWBACK, reason, transfer_id, balance_condition=nothing_left)
 
-    return apply(plan, strict=False)
+    return apply(member_id, plan, strict=False)
 
 
 # --- Merging two members' points ------------------------------------------------------
@@ -812,12 +795,13 @@ class PreparedMerge:
     def item_count(self) -> int:
         return sum(movement.item_count for movement in self.movements)
 
-    def add_to(self, write: TransactWrite) -> None:
+    def add_to(self, txn: Transaction) -> None:
         for movement in self.movements:
-            movement.add_to(write)
+            movement.add_to(txn)
 
 
 def prepare_merge(source_id: str, target_id: str) -> PreparedMerge:
+    """Read both balances and plan the merge (nothing to move if it happened already)."""
     if source_id == target_id:
         raise InvalidRequestError("memberId", "cannot merge a member into itself")
     if find_transfer(source_id, f"merge#{source_id}#out") is not None:
@@ -829,29 +813,27 @@ def prepare_merge(source_id: str, target_id: str) -> PreparedMerge:
     if not points:
         return PreparedMerge([], source_id, target_id, 0)
     now = clock.now()
+    # A refusal plans the whole merge again from fresh reads; a replay then finds the merge done.
     out = Movement(
         source_id, f"merge#{source_id}#out", MERGE, "merge", target_id,
         delta=-points, take_lots=lots, lay_anew=source, book_system=False, created_at=now,
+        explain_replay=False, label="merge.out",
     )
     into = Movement(
         target_id, f"merge#{source_id}#in", MERGE, "merge", source_id,
         delta=points, add_lots=lots, lay_anew=target or PointsBalance.empty(target_id),
-        book_system=False, created_at=now,
+        book_system=False, created_at=now, explain_replay=False, label="merge.in",
     )
     return PreparedMerge([out, into], source_id, target_id, points)
 
 
+def add_merge(txn: Transaction, source_id: str, target_id: str) -> int:
+    """Add to `txn` the transfers moving all of `source`'s points to `target`, as read now; the points moved."""
+    prepared = prepare_merge(source_id, target_id)
+    prepared.add_to(txn)
+    return prepared.points
+
+
 def merge(source_id: str, target_id: str) -> int:
     """Move all of `source`'s points to `target`; the points moved (0 on a replay)."""
-    for attempt in range(ATTEMPTS):
-        prepared = prepare_merge(source_id, target_id)
-        if not prepared.movements:
-            return 0
-        try:
-            with db.transaction() as write:
-                prepared.add_to(write)
-            return prepared.points
-        except TransactWriteError as exc:
-            Refusal.of(exc, source_id)  # refused (a balance moved) or busy: prepare again; else it raises
-        backoff(attempt)
-    raise LedgerBusyError()
+    return transact.write(lambda txn: add_merge(txn, source_id, target_id), busy=LedgerBusyError, replan=True)

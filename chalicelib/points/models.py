@@ -135,7 +135,6 @@ class PointsBalance(SiyuModel):
     last_checkin = UnicodeAttribute(null=True)  # Shanghai day
     streak = NumberAttribute(null=True)
     # Trailing figures for tiers: added to as activity happens, recomputed by tier-review.
-    tier = UnicodeAttribute(null=True)
     tier_spend_fen = NumberAttribute(null=True)
     tier_activity = NumberAttribute(null=True)
     tier_reviewed_at = UTCDateTimeAttribute(null=True)

@@ -4,9 +4,16 @@ Other domains move points only through these functions. The coupons exchange
 spends points and claims a coupon in one transaction:
 
     spend = points.prepare_spend(member_id, price, f"exchange#{coupon_id}", "exchange", campaign_id)
-    with db.transaction() as write:
-        spend.add_to(write)   # spend.item_count items
-        ...                   # the claim's own items
+
+    def build(txn: transact.Transaction) -> None:
+        spend.add_to(txn)   # spend.item_count items
+        ...                 # the claim's own items
+
+    transact.write(build)
+
+The `add_*` functions add a movement to a transaction a use case composes
+with another domain's items (a profile's completion and its reward, a POS
+member and its points, a member's tier and the figures it follows from).
 
 Orders earn pending points on completion (`earn_order_points`), post them when
 the return window closes and void them on refund; spent points come back with
@@ -17,25 +24,26 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-from pynamodb.transactions import TransactWrite
-
 from chalicelib import clock
-from chalicelib.errors import InvalidRequestError, NotFoundError
+from chalicelib.errors import InvalidRequestError
 from chalicelib.points import ledger, rules, tiers
 from chalicelib.points.config import points_config
 from chalicelib.points.errors import AlreadyCheckedInError, InsufficientPointsError
 from chalicelib.points.ledger import (
     ADJUSTMENT,
+    AlreadyAppliedError,
+    Participant,
     PreparedMerge,
     PreparedSpend,
     Receipt,
     Movement,
+    add_merge,
     clawback,
     earn,
     earn_pending,
+    member_balances,
     merge,
     post_pending,
     prepare_merge,
@@ -46,9 +54,12 @@ from chalicelib.points.ledger import (
     void_pending,
 )
 from chalicelib.points.models import PointsBalance, PointsTransfer
+from chalicelib.transact import Transaction
 
 __all__ = [
+    "AlreadyAppliedError",
     "InsufficientPointsError",
+    "Participant",
     "PreparedSpend",
     "PreparedMerge",
     "Receipt",
@@ -62,6 +73,12 @@ __all__ = [
     "reverse",
     "clawback",
     "merge",
+    "add_merge",
+    "add_profile_reward",
+    "add_pos_import",
+    "add_tier_review",
+    "tier_change",
+    "member_balances",
     "balance_key",
     "member_points",
     "tier_progress",
@@ -71,7 +88,6 @@ __all__ = [
     "entry_view",
     "checkin",
     "adjust",
-    "award_profile",
     "award_review",
     "approve_review",
     "receipt_view",
@@ -83,6 +99,8 @@ __all__ = [
 ]
 
 order_points = rules.order_points
+add_tier_review = tiers.add_review
+tier_change = tiers.change
 
 
 # --- Reading ---------------------------------------------------------------------
@@ -211,7 +229,7 @@ def checkin(member_id: str) -> dict[str, Any]:
         planned.append((balance, movement, streak))
         return movement
 
-    receipt = ledger.apply(plan, strict=False)
+    receipt = ledger.apply(member_id, plan, strict=False)
     if not receipt.applied:
         raise AlreadyCheckedInError()
     balance, movement, streak = planned[-1]
@@ -222,28 +240,47 @@ def checkin(member_id: str) -> dict[str, Any]:
     return {"awarded": movement.delta, "streak": streak, "available": after.available}
 
 
-def award_profile(member_id: str) -> Receipt | None:
-    """The profile-completion reward, once per member (`profile#<member>`)."""
+def add_profile_reward(txn: Transaction, member_id: str, at: dt.datetime) -> int:
+    """Add the profile-completion reward to `txn` (`profile#<member>`: once per member); the points it pays."""
     points = points_config().profile.points
-    if not points:
-        return None
-    return earn(member_id, points, f"profile#{member_id}", "profile", member_id)
+    if points:
+        plan = ledger.earning(member_id, points, f"profile#{member_id}", "profile", member_id, at=at)
+        ledger.join(txn, member_id, plan)
+    return points
+
+
+def add_pos_import(
+    txn: Transaction, member_id: str, points: int, expires_at: dt.date | None, actor: str, at: dt.datetime
+) -> str:
+    """Add to `txn` the points a member brings from the stores' POS (`pos#<member>#import`); their expiry day."""
+    if expires_at is not None and expires_at < clock.shanghai_date(at):
+        raise InvalidRequestError("expiresAt", "must not be in the past")
+    expires_on = expires_at.isoformat() if expires_at is not None else ledger.default_expiry(at)
+    if points:
+        plan = ledger.earning(
+            member_id, points, f"pos#{member_id}#import", "pos_import", expires_on=expires_on, actor=actor, at=at
+        )
+        ledger.join(txn, member_id, plan)
+    return expires_on
 
 
 def _capped(member_id: str, rule: str, daily_cap: int | None) -> tuple[str, int] | None:
     return (rules.cap_key(member_id, rule, clock.shanghai_date()), daily_cap) if daily_cap else None
 
 
-def award_review(member_id: str, review_id: str, actor: str | None = None, *, check_member: bool = False) -> Receipt:
-    """Points for an approved review, once per review, at most `daily_cap` reviews a day."""
+def award_review(
+    member_id: str, review_id: str, actor: str | None = None, *, also: list[Participant] | None = None
+) -> Receipt:
+    """Points for an approved review, once per review, at most `daily_cap` reviews a day.
+
+    `also`: another domain's items the award must be written with (a check that the member is live).
+    """
     rule = points_config().review
     month = rules.month_of(clock.now())
     return earn(
         member_id, rule.points, f"review#{review_id}", "review", review_id,
         cap=_capped(member_id, "review", rule.daily_cap), activity=(month, 0, 1),
-        balance_actions=[PointsBalance.tier_activity.add(1)], actor=actor,
-        also=[_member_is_live(member_id)] if check_member else None,
-        refusal=_no_such_member if check_member else None,
+        balance_actions=[PointsBalance.tier_activity.add(1)], actor=actor, also=also,
     )
 
 
@@ -256,37 +293,30 @@ def award_referral(referrer_id: str, referred_id: str) -> Receipt:
     )
 
 
-def adjust(member_id: str, delta: int, reason: str, actor: str) -> dict[str, Any]:
-    """An admin's correction: a transfer with the adjustment account, never a negative balance."""
+def adjust(
+    member_id: str, delta: int, reason: str, actor: str, *, also: list[Participant] | None = None
+) -> dict[str, Any]:
+    """An admin's correction: a transfer with the adjustment account, never a negative balance.
+
+    `also` joins a credit (a debit needs no company: it is refused where there are no points).
+    """
     if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0 or abs(delta) > ledger.MAX_POINTS:
         raise InvalidRequestError("delta", f"must be a non-zero integer from -{ledger.MAX_POINTS} to {ledger.MAX_POINTS}")
     transfer_id = f"adjust#{uuid.uuid4().hex}"
     if delta > 0:
         receipt = earn(
-            member_id, delta, transfer_id, "adjust", reason, counterparty=ADJUSTMENT, actor=actor,
-            also=[_member_is_live(member_id)], refusal=_no_such_member,
+            member_id, delta, transfer_id, "adjust", reason, counterparty=ADJUSTMENT, actor=actor, also=also,
         )
     else:
         receipt = spend(member_id, -delta, transfer_id, "adjust", reason, counterparty=ADJUSTMENT, actor=actor)
     return {"memberId": member_id, **receipt_view(receipt)}
 
 
-def _member_is_live(member_id: str) -> Callable[[TransactWrite], None]:
-    def add(write: TransactWrite) -> None:
-        from chalicelib.members import service as members
-
-        members.require_member(write, member_id)
-
-    return add
-
-
-def _no_such_member() -> Exception:
-    return NotFoundError("no such member")
-
-
-def approve_review(member_id: str, review_id: str, actor: str) -> dict[str, Any]:
+def approve_review(
+    member_id: str, review_id: str, actor: str, *, also: list[Participant] | None = None
+) -> dict[str, Any]:
     """`POST /admin/points/reviews`: an admin approved a member's review."""
-    receipt = award_review(member_id, review_id, actor, check_member=True)
+    receipt = award_review(member_id, review_id, actor, also=also)
     return {"memberId": member_id, **receipt_view(receipt)}
 
 

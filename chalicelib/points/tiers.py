@@ -4,7 +4,9 @@ Activity (check-ins, orders, approved reviews) and order spend are tallied per
 member per month (`PointsActivity`) in the same transaction as the points they
 earn, and added to running figures on the balance item, which `GET /members/me`
 shows as progress. The daily `tier-review` recomputes the trailing figures from
-the months, corrects the running ones and moves members up or down.
+the months (`add_review`) and, in the same transaction, sets the member's tier
+they reach: the tier itself is the member's (members domain), and moves only
+with the figures it follows from.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
-
 from chalicelib import clock
 from chalicelib.points.config import Tier, points_config
-from chalicelib.points.models import SYSTEM_PREFIX, PointsActivity, PointsBalance
+from chalicelib.points.ledger import version_is
+from chalicelib.points.models import PointsActivity, PointsBalance
+from chalicelib.transact import Transaction
 
-__all__ = ["tier_for", "progress", "trailing_months", "review"]
+__all__ = ["REVIEW_LABEL", "tier_for", "progress", "trailing_months", "add_review", "change"]
+
+REVIEW_LABEL = "tier-figures"
 
 
 def tier_for(spend_fen: int, activity: int) -> Tier:
@@ -71,38 +75,34 @@ def _figures(member_id: str, first_month: str) -> tuple[int, int]:
     return spend, activity
 
 
-def _set_member_tier(member_id: str, tier: str) -> bool:
-    from chalicelib.members.models import Member
+def add_review(txn: Transaction, scanned: PointsBalance, moment: dt.datetime) -> str:
+    """Add the member's trailing figures as of `moment` to `txn`; the tier they reach.
 
-    try:
-        Member(member_id).update(actions=[Member.tier.set(tier)], condition=Member.member_id.exists())
-    except UpdateError:
-        return False
-    return True
+    The figures are summed from the months after the balance was read, and
+    every earn that tallies a month also moves the balance's version; so the
+    write is conditioned on that version, and a refusal's balance is planned
+    from again: the figures written never miss an earn.
+    """
+    refusal = txn.previous_refusal
+    balance = refusal.item(REVIEW_LABEL) if refusal is not None and refusal.refused(REVIEW_LABEL) else scanned
+    spend, activity = _figures(balance.account_id, trailing_months(moment))
+    txn.update(
+        PointsBalance(balance.account_id),
+        [
+            PointsBalance.tier_spend_fen.set(spend),
+            PointsBalance.tier_activity.set(activity),
+            PointsBalance.tier_reviewed_at.set(moment),
+        ],
+        PointsBalance.account_id.exists() & version_is(int(balance.version or 0)),
+        label=REVIEW_LABEL,
+    )
+    return tier_for(spend, activity).code
 
 
-def review(moment: dt.datetime) -> dict[str, int]:
-    """Recompute every member's trailing figures and tier; counts of what changed."""
+def change(was: str, tier: str) -> str | None:
+    """`upgraded`, `downgraded` or None (the same tier)."""
     config = points_config()
-    first_month = trailing_months(moment)
-    order = {tier.code: index for index, tier in enumerate(config.tiers)}
-    counts = {"checked": 0, "upgraded": 0, "downgraded": 0}
-    for balance in PointsBalance.scan(consistent_read=True):
-        if balance.account_id.startswith(SYSTEM_PREFIX):
-            continue
-        counts["checked"] += 1
-        spend, activity = _figures(balance.account_id, first_month)
-        tier = tier_for(spend, activity).code
-        was = balance.tier or config.tiers[0].code
-        balance.update(
-            actions=[
-                PointsBalance.tier.set(tier),
-                PointsBalance.tier_spend_fen.set(spend),
-                PointsBalance.tier_activity.set(activity),
-                PointsBalance.tier_reviewed_at.set(moment),
-            ],
-            condition=PointsBalance.account_id.exists(),
-        )
-        if tier != was and _set_member_tier(balance.account_id, tier):
-            counts["upgraded" if order[tier] > order[was] else "downgraded"] += 1
-    return counts
+    before, after = config.tiers.index(config.tier(was)), config.tiers.index(config.tier(tier))
+    if before == after:
+        return None
+    return "upgraded" if after > before else "downgraded"

@@ -1,0 +1,59 @@
+"""The daily tier review: each member's tier moves in one transaction with the figures it follows from.
+
+Points sums the trailing figures (conditioned on the balance's version);
+members holds the tier (conditioned on the tier the review read). The review
+compares what the figures reach with the member's tier as it is, not with
+what an earlier run wrote, so a member whose tier is stale is put right.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from itertools import islice
+
+from chalicelib import transact
+from chalicelib.members import service as members
+from chalicelib.points import service as points
+from chalicelib.points.models import PointsBalance
+from chalicelib.transact import Transaction
+
+__all__ = ["review"]
+
+_PAGE = 100  # members whose tiers are read in one round trip
+
+
+def review(moment: dt.datetime) -> dict[str, int]:
+    """Recompute every member's trailing figures and tier as of `moment`; counts of what changed."""
+    counts = {"checked": 0, "upgraded": 0, "downgraded": 0}
+    for page in _pages(points.member_balances()):
+        tiers = members.tiers_of(balance.account_id for balance in page)
+        for balance in page:
+            counts["checked"] += 1
+            moved = _review(balance, tiers.get(balance.account_id), moment)
+            if moved is not None:
+                counts[moved] += 1
+    return counts
+
+
+def _review(balance: PointsBalance, was: str | None, moment: dt.datetime) -> str | None:
+    """One member's review; `was` is its tier as read (None: a ledger account with no member)."""
+
+    def build(txn: Transaction) -> str | None:
+        nonlocal was
+        refusal = txn.previous_refusal
+        if refusal is not None and refusal.refused("member"):
+            was = getattr(refusal.item("member"), "tier", None)
+        tier = points.add_tier_review(txn, balance, moment)
+        if was is None or tier == was:
+            return None
+        members.set_tier(txn, balance.account_id, tier, was=was, label="member")
+        return points.tier_change(was, tier)
+
+    return transact.write(build, replan=True)
+
+
+def _pages(balances: Iterable[PointsBalance]) -> Iterator[list[PointsBalance]]:
+    found = iter(balances)
+    while page := list(islice(found, _PAGE)):
+        yield page
