@@ -37,6 +37,7 @@ me = LazyModule("chalicelib.usecases.me")
 onboarding = LazyModule("chalicelib.usecases.onboarding")
 admin_points = LazyModule("chalicelib.usecases.admin_points")
 tier_review_job = LazyModule("chalicelib.usecases.tier_review")
+nightly_audit = LazyModule("chalicelib.usecases.audit")
 
 # The models of bodies, queries and answers, named for the route table and imported on first use.
 contract = LazyNames("chalicelib.openapi")
@@ -433,8 +434,8 @@ def tier_review(event: object) -> dict:
 
 @app.schedule(Cron(0, 19, "*", "*", "?", "*"), name="ledger-audit")
 def ledger_audit(event: object) -> dict:
-    # daily 03:00: prove the points ledger's invariants; each breach is logged as an error
-    return points_jobs.audit(jobs.moment_of(event))
+    # daily 03:00: prove the points ledger's and the inventory's invariants; each breach raises an alarm
+    return nightly_audit.run(jobs.moment_of(event))
 
 
 # --- Order state machine tasks ------------------------------------------------

@@ -108,10 +108,15 @@ ACCESS: dict[str, Access] = {
         tables={"points-balances": READ | SCAN | WRITE, "points-transfers": READ | WRITE},
     ),
     "tier-review": Access(
-        tables={"points-balances": SCAN | WRITE, "points-activity": READ, "members": WRITE},
+        tables={"points-balances": SCAN | WRITE, "points-activity": READ, "members": READ | WRITE},
     ),
     "ledger-audit": Access(
-        tables={"points-balances": READ | SCAN, "points-transfers": READ | SCAN},
+        tables={
+            "points-balances": READ | SCAN,
+            "points-transfers": READ | SCAN,
+            "inventory": SCAN,
+            "stock-reservations": SCAN,
+        },
     ),
     # The order tasks record their step for now; notify_store parks the task token.
     "order_reserve": Access(),

@@ -254,7 +254,7 @@ def test_the_jobs_touch_only_their_own_tables(packaged, stage):
         arns = granted(template, by_name[name], "dynamodb").get(action, set())
         return {arn.rsplit(f"siyu-{stage}-", 1)[1] for arn in arns if "/index/" not in arn}
 
-    assert tables("ledger-audit", "dynamodb:Scan") == {"points-balances", "points-transfers"}
+    assert tables("ledger-audit", "dynamodb:Scan") == {"points-balances", "points-transfers", "inventory", "stock-reservations"}
     assert tables("ledger-audit", "dynamodb:UpdateItem") == tables("ledger-audit", "dynamodb:PutItem") == set()
     assert tables("points-expiry", "dynamodb:UpdateItem") == {"points-balances", "points-transfers"}
     assert tables("appointment-no-shows", "dynamodb:GetItem") == {"appointments"}

@@ -79,3 +79,18 @@ def test_a_failed_send_returns_the_credit_so_a_later_run_can_retry(stack, api, m
     assert messaging.credits(member_id)["credits"][template] == 1
     monkeypatch.undo()
     assert messaging.send_once(key, member_id, openid, template, {"a": "b"}) == messaging.SENT
+
+
+def test_a_message_sent_by_a_job_is_dated_by_the_jobs_moment(stack, api):
+    import datetime as dt
+
+    from chalicelib import clock
+    from chalicelib.messaging.models import SentMessage
+
+    openid, member_id = _member(api)
+    template = settings().template_order_status
+    messaging.accept(member_id, [template])
+    key = unique("reminder")
+    moment = clock.parse_iso("2027-03-01T09:00:00+08:00")
+    assert messaging.send_once(key, member_id, openid, template, {"thing1": "x"}, at=moment) == messaging.SENT
+    assert SentMessage.get(key).created_at == moment.astimezone(dt.timezone.utc)

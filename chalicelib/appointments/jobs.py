@@ -105,6 +105,7 @@ def send_reminders(now: dt.datetime) -> dict[str, int]:
             template_id=template,
             data=_message(appointment),
             page=f"pages/appointments/detail?id={appointment.appointment_id}",
+            at=now,
         )
         outcomes[outcome] += 1
     return {

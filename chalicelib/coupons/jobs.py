@@ -92,6 +92,7 @@ def send_reminders(now: dt.datetime) -> dict[str, int]:
             template_id=template,
             data=_message(coupons),
             page="pages/coupons/index?status=available",
+            at=now,
         )
         outcomes[outcome] += 1
     return {

@@ -8,6 +8,7 @@ if the member refused (43101), the credit is gone, as it is at WeChat.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from chalicelib import clock, transact
@@ -58,13 +59,18 @@ def send_once(
     template_id: str,
     data: dict[str, str],
     page: str | None = None,
+    *,
+    at: dt.datetime | None = None,
 ) -> str:
-    """Send the message named `key` unless it was sent before; spend one credit."""
+    """Send the message named `key` unless it was sent before; spend one credit.
+
+    `at` dates the message: a job passes its own moment.
+    """
     from chalicelib.wechat import client as wechat
 
     if not openid:
         return NO_CREDIT
-    message = SentMessage(key, member_id=member_id, template_id=template_id, status="sending", created_at=clock.now())
+    message = SentMessage(key, member_id=member_id, template_id=template_id, status="sending", created_at=at or clock.now())
     credit = SubscriptionCredit(member_id, template_id)
 
     def reserve(txn: Transaction) -> None:

@@ -6,11 +6,10 @@ import datetime as dt
 from typing import Any
 
 from chalicelib import clock
-from chalicelib.points import audit as ledger_audit
 from chalicelib.points import ledger
 from chalicelib.points.models import PointsBalance
 
-__all__ = ["expire", "audit"]
+__all__ = ["expire"]
 
 
 def expire(moment: dt.datetime) -> dict[str, int]:
@@ -33,7 +32,3 @@ def expire(moment: dt.datetime) -> dict[str, int]:
                 counts["pointsExpired"] -= receipt.delta
     return counts
 
-
-def audit(moment: dt.datetime) -> dict[str, Any]:
-    result = ledger_audit.audit()
-    return {**result, "at": clock.iso(moment)}
