@@ -167,7 +167,6 @@ class Transaction:
     def __len__(self) -> int:
         return len(self._parts)
 
-
     def save(self, model: Model, condition: Condition | None = None, *, label: str, explain: Explain | None = None) -> None:
         request = model.get_save_kwargs_from_instance(condition=condition, return_values_on_condition_failure=_ALL_OLD)
         self._add(label, "Put", request, type(model), explain)
@@ -238,7 +237,6 @@ class Transaction:
             if decided is not None:
                 return decided
         return TransactionRefusedError([refusal for _, refusal in refused])
-
 
 
 class _Busy(Exception):
