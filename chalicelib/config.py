@@ -18,7 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-__all__ = ["Settings", "SettingsError", "MissingSecretError", "settings", "read_settings", "reset_settings", "secret"]
+__all__ = [
+    "Settings", "SettingsError", "MissingSecretError",
+    "settings", "read_settings", "reset_settings", "secret", "optional_secret",
+]
 
 LOCAL = "local"
 
@@ -56,9 +59,12 @@ class Settings(BaseModel):
     token_signing_key: str | None = None
     token_signing_key_parameter: str | None = None
     token_ttl_seconds: int = Field(default=7200, gt=0)
-    # Derives lookup keys for phone numbers so the key alone reveals nothing.
+    # Derives lookup keys for phone numbers so the key alone reveals nothing; the previous
+    # key is set while identities are re-keyed after a rotation (chalicelib.members.lookup).
     lookup_hash_key: str | None = None
     lookup_hash_key_parameter: str | None = None
+    lookup_hash_key_previous: str | None = None
+    lookup_hash_key_previous_parameter: str | None = None
 
     # Signs the coupon codes members show at the store's scanner.
     coupon_code_key: str | None = None
@@ -164,3 +170,11 @@ def secret(name: str) -> str:
     except parameters.exceptions.GetParameterError as exc:
         _report_once("secret missing", setting=name, problem=f"SSM parameter {parameter} cannot be read")
         raise MissingSecretError(f"setting {name}: SSM parameter {parameter} cannot be read") from exc
+
+
+def optional_secret(name: str) -> str | None:
+    """A secret that may be left unset (a previous key outside a rotation): None when neither form is given."""
+    current = settings()
+    if not getattr(current, name) and not getattr(current, f"{name}_parameter"):
+        return None
+    return secret(name)
