@@ -54,7 +54,7 @@ def identity_keys(phone: str) -> list[str]:
     """Where the phone's identity may be: first where it is written now, then where earlier keys left it."""
     current = current_key()
     previous = optional_secret("lookup_hash_key_previous")
-    keys = [LookupKey(previous.encode())] if previous else []
+    keys = [LookupKey(previous.encode())] if previous and previous.encode() != current.secret else []
     return [
         current.identity_key(phone),
         *(key.identity_key(phone) for key in keys),
