@@ -3,16 +3,44 @@
 Chalice writes each stage's `environment_variables` (see `.chalice/config.json`)
 into the Lambda environment; offline, `local/` sets the same variables. Secrets
 are never in the environment on AWS: only the names of their SSM parameters are.
+
+Outside the `local` stage the first read (in the first invocation of a cold
+container) refuses demo values and secrets given as plain variables: every
+request then fails, and one log line names the settings (never their values).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-__all__ = ["Settings", "settings", "reset_settings", "secret"]
+__all__ = [
+    "Settings", "SettingsError", "MissingSecretError",
+    "settings", "read_settings", "reset_settings", "secret", "optional_secret",
+]
+
+LOCAL = "local"
+
+
+def _demo(value: str) -> Any:
+    """A default that only the local stage may run with."""
+    return Field(default=value, json_schema_extra={"demo": True})
+
+
+class SettingsError(ValueError):
+    """Settings a stage must not run with; names the settings, never their values."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__("settings refused: " + "; ".join(f"{name} {why}" for name, why in self.problems.items()))
+
+
+class MissingSecretError(RuntimeError):
+    """A secret whose SSM parameter is not named or cannot be read."""
 
 
 class Settings(BaseModel):
@@ -24,16 +52,19 @@ class Settings(BaseModel):
     aws_endpoint: str | None = None
 
     wechat_api_base: str = "https://api.weixin.qq.com"
-    wechat_appid: str = "wx-demo-appid"
+    wechat_appid: str = _demo("wx-demo-appid")
     wechat_secret: str | None = None
     wechat_secret_parameter: str | None = None
 
     token_signing_key: str | None = None
     token_signing_key_parameter: str | None = None
     token_ttl_seconds: int = Field(default=7200, gt=0)
-    # Derives lookup keys for phone numbers so the key alone reveals nothing.
+    # Derives lookup keys for phone numbers so the key alone reveals nothing; the previous
+    # key is set while identities are re-keyed after a rotation (chalicelib.members.lookup).
     lookup_hash_key: str | None = None
     lookup_hash_key_parameter: str | None = None
+    lookup_hash_key_previous: str | None = None
+    lookup_hash_key_previous_parameter: str | None = None
 
     # Signs the coupon codes members show at the store's scanner.
     coupon_code_key: str | None = None
@@ -43,10 +74,10 @@ class Settings(BaseModel):
     guide_binding_days: int = Field(default=90, gt=0)
     idempotency_ttl_seconds: int = Field(default=86400, gt=0)
 
-    template_appointment_reminder: str = "tpl-appointment-reminder"
-    template_order_status: str = "tpl-order-status"
-    template_coupon_expiry: str = "tpl-coupon-expiry"
-    template_points_expiry: str = "tpl-points-expiry"
+    template_appointment_reminder: str = _demo("tpl-appointment-reminder")
+    template_order_status: str = _demo("tpl-order-status")
+    template_coupon_expiry: str = _demo("tpl-coupon-expiry")
+    template_points_expiry: str = _demo("tpl-points-expiry")
 
     state_machine_arn: str | None = None
 
@@ -65,32 +96,85 @@ class Settings(BaseModel):
 _ENV_PREFIX = "SIYU_"
 
 
+def _variable(name: str) -> str:
+    return _ENV_PREFIX + name.upper()
+
+
+def _secret_names() -> list[str]:
+    """Every secret setting: the ones that also have a `<name>_parameter`."""
+    return [name for name in Settings.model_fields if f"{name}_parameter" in Settings.model_fields]
+
+
+def _deployed_problems(given: Mapping[str, str]) -> dict[str, str]:
+    problems = {}
+    for name, field in Settings.model_fields.items():
+        if (field.json_schema_extra or {}).get("demo") and given.get(name, field.default) in (field.default, ""):
+            problems[name] = f"is missing or the demo value: set {_variable(name)}"
+    for name in _secret_names():
+        if given.get(name):
+            problems[name] = f"is a plain environment variable: name its SSM parameter in {_variable(name)}_PARAMETER"
+    return problems
+
+
+def read_settings(environ: Mapping[str, str]) -> Settings:
+    """The settings an environment describes; SettingsError if its stage must not run with them."""
+    values = {name: environ[_variable(name)] for name in Settings.model_fields if _variable(name) in environ}
+    values.setdefault("region", environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    try:
+        current = Settings(**values)
+    except ValidationError as exc:
+        # Pydantic's own message quotes the input, which may be a secret.
+        raise SettingsError({".".join(map(str, e["loc"])): e["msg"] for e in exc.errors()}) from None
+    if current.stage != LOCAL and (problems := _deployed_problems(values)):
+        raise SettingsError(problems)
+    return current
+
+
+@functools.cache
+def _report_once(event: str, **fields: str) -> None:
+    from chalicelib.observability import logger
+
+    logger().critical(event, extra=fields)
+
+
 @functools.cache
 def settings() -> Settings:
-    values = {
-        name: os.environ[_ENV_PREFIX + name.upper()]
-        for name in Settings.model_fields
-        if _ENV_PREFIX + name.upper() in os.environ
-    }
-    values.setdefault("region", os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
-    return Settings(**values)
+    try:
+        return read_settings(os.environ)
+    except SettingsError as error:
+        _report_once("settings refused", settings=", ".join(error.problems), problems=str(error))
+        raise
 
 
 def reset_settings() -> None:
     """Forget the cached settings (tests and the local stack change the environment)."""
     settings.cache_clear()
+    _report_once.cache_clear()
 
 
 def secret(name: str) -> str:
-    """A secret setting: its value offline, its SSM SecureString on AWS."""
+    """A secret setting: its value offline, its SSM SecureString otherwise (settings refuse a plain one there)."""
     current = settings()
     value = getattr(current, name)
     if value:
         return value
     parameter = getattr(current, f"{name}_parameter")
     if not parameter:
-        raise RuntimeError(f"setting {name} has neither a value nor an SSM parameter")
+        _report_once("secret missing", setting=name, problem=f"neither {_variable(name)} nor its _PARAMETER is set")
+        raise MissingSecretError(f"setting {name} has neither a value nor an SSM parameter")
     from aws_lambda_powertools.utilities import parameters
 
-    # Powertools caches the value for max_age, so a rotated key is picked up.
-    return parameters.get_parameter(parameter, decrypt=True, max_age=300)
+    try:
+        # Powertools caches the value for max_age, so a rotated key is picked up.
+        return parameters.get_parameter(parameter, decrypt=True, max_age=300)
+    except parameters.exceptions.GetParameterError as exc:
+        _report_once("secret missing", setting=name, problem=f"SSM parameter {parameter} cannot be read")
+        raise MissingSecretError(f"setting {name}: SSM parameter {parameter} cannot be read") from exc
+
+
+def optional_secret(name: str) -> str | None:
+    """A secret that may be left unset (a previous key outside a rotation): None when neither form is given."""
+    current = settings()
+    if not getattr(current, name) and not getattr(current, f"{name}_parameter"):
+        return None
+    return secret(name)

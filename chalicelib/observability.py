@@ -1,7 +1,8 @@
 """Powertools Logger, Metrics and Tracer, created on first use.
 
 Logs are JSON with a correlation id per request. Phone numbers, openids,
-session keys and tokens are masked wherever they appear in a log record.
+session keys and tokens are masked in each record as it is written
+(`chalicelib.log_format`), exception text and traceback included.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import contextlib
 import functools
 import logging
 import os
-import re
 from typing import TYPE_CHECKING
+
+from chalicelib.masking import mask
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -19,44 +21,17 @@ if TYPE_CHECKING:
 __all__ = ["logger", "metrics", "tracer", "traced", "mask", "count"]
 
 SERVICE = "siyu"
-_SENSITIVE_KEYS = re.compile(r"(phone|openid|unionid|session_?key|token|secret|authorization|code)", re.I)
-_PHONE = re.compile(r"(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)")
-
-
-def mask(value: object, key: str = "") -> object:
-    """A copy of `value` with secrets and personal identifiers hidden."""
-    if isinstance(value, dict):
-        return {k: mask(v, str(k)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [mask(v, key) for v in value]
-    if key and _SENSITIVE_KEYS.search(key) and value not in (None, ""):
-        return "***"
-    if isinstance(value, str):
-        return _PHONE.sub(r"\1****\2", value)
-    return value
-
-
-@functools.lru_cache(maxsize=1024)
-def _sensitive_name(name: str) -> bool:
-    return _SENSITIVE_KEYS.search(name) is not None
-
-
-class _MaskingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, (dict, str)):
-            record.msg = mask(record.msg)
-        for name, value in list(vars(record).items()):
-            if _sensitive_name(name) and value not in (None, ""):
-                setattr(record, name, "***")
-        return True
 
 
 @functools.cache
 def logger() -> Logger:
     from aws_lambda_powertools import Logger
 
-    log = Logger(service=SERVICE, level=os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"))
-    log.addFilter(_MaskingFilter())
+    from chalicelib.log_format import MaskingFormatter
+
+    log = Logger(
+        service=SERVICE, level=os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"), logger_formatter=MaskingFormatter()
+    )
     # Chalice's `app.log` is this same logger: one JSON line per record, none through the root logger.
     logging.getLogger(SERVICE).propagate = False
     return log

@@ -6,9 +6,10 @@ each other's way by using fresh ids (`unique("alice")`), never by wiping tables.
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -90,3 +91,17 @@ def member(api: ApiClient) -> tuple[str, str]:
     """A fresh member: (openid, token)."""
     openid = unique("member")
     return openid, api.login(openid)
+
+
+@pytest.fixture
+def log_stream() -> Iterator[Callable[[], str]]:
+    """What the application's logger writes to its real handler's stream (every thread) while the test runs."""
+    from chalicelib.observability import logger
+
+    handler = logger().registered_handler
+    stream = io.StringIO()
+    previous = handler.setStream(stream)  # type: ignore[attr-defined]
+    try:
+        yield stream.getvalue
+    finally:
+        handler.setStream(previous)  # type: ignore[attr-defined]

@@ -9,16 +9,14 @@ domain's items to a transaction with the functions taking a `txn`.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import secrets
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.expressions.condition import Condition
 
 from chalicelib import clock, db, transact
-from chalicelib.config import secret
 from chalicelib.errors import InvalidRequestError
 from chalicelib.members.errors import (
     GuideIdInUseError,
@@ -27,6 +25,8 @@ from chalicelib.members.errors import (
     MemberGoneError,
     PhoneInUseError,
 )
+from chalicelib.members.lookup import identity_keys as phone_identity_keys
+from chalicelib.members.lookup import rekey_phone_identities
 from chalicelib.members.login import LaunchScene, ReadAlong, SignIn, login, new_member_id, parse_scene
 from chalicelib.members.models import Guide, Identity, Member, RoleGrant
 from chalicelib.members.schemas import ProfileUpdate, StaffGrant
@@ -59,6 +59,8 @@ __all__ = [
     "delete_member",
     "grant_role",
     "phone_identity_key",
+    "phone_identity_keys",
+    "rekey_phone_identities",
     "tier_of",
     "tiers_of",
     "set_tier",
@@ -151,16 +153,27 @@ def complete_profile(txn: Transaction, member_id: str, at: dt.datetime, *, expla
 # --- Phone ------------------------------------------------------------------------------
 
 def phone_identity_key(phone: str) -> str:
-    """The lookup key of a phone number: a keyed hash, so the key alone reveals nothing."""
-    digest = hmac.new(secret("lookup_hash_key").encode(), phone.encode(), hashlib.sha256).hexdigest()
-    return f"phone:{digest[:40]}"
+    """The lookup key a phone's identity is written under now: a keyed hash, so the key alone reveals nothing."""
+    return phone_identity_keys(phone)[0]
+
+
+def _claim_phone(
+    txn: Transaction, phone: str, member_id: str, condition: Condition, explain: Explain | None, at: dt.datetime
+) -> None:
+    """Add to `txn` the phone's identity under the current key, on `condition` there and under every
+    earlier key, where what is left goes: a rotated key neither hides a holder nor leaves a second identity."""
+    key, *earlier = phone_identity_keys(phone)
+    txn.save(Identity(key, member_id=member_id, created_at=at), condition, label="phone", explain=explain)
+    for number, old_key in enumerate(earlier):
+        txn.delete(Identity(old_key), condition, label=f"phone under earlier key {number}", explain=explain)
 
 
 def _move_phone(txn: Transaction, member: Member, phone: str) -> None:
     """The member's phone becomes `phone`; the identity of the one it had goes."""
     txn.update(member, [Member.phone.set(phone)], Member.deleted_at.does_not_exist(), label="member", explain=_gone)
     if member.phone and member.phone != phone:
-        txn.delete(Identity(phone_identity_key(member.phone)), label="old phone")
+        for number, key in enumerate(phone_identity_keys(member.phone)):
+            txn.delete(Identity(key), label=f"old phone {number}")
 
 
 def _held(old: Identity) -> Exception:
@@ -175,8 +188,7 @@ def bind_phone(member_id: str, code: str) -> Member:
     free_or_mine = Identity.key.does_not_exist() | (Identity.member_id == member_id)
 
     def build(txn: Transaction) -> None:
-        identity = Identity(phone_identity_key(phone), member_id=member_id, created_at=clock.now())
-        txn.save(identity, free_or_mine, label="phone", explain=_held)
+        _claim_phone(txn, phone, member_id, free_or_mine, _held, clock.now())
         _move_phone(txn, member, phone)
 
     transact.write(build)
@@ -201,8 +213,7 @@ def add_offline_member(txn: Transaction, phone: str, name: str | None, at: dt.da
     A phone already known is PhoneInUseError. Each attempt draws a new id.
     """
     member_id = new_member_id()
-    identity = Identity(phone_identity_key(phone), member_id=member_id, created_at=at)
-    txn.save(identity, Identity.key.does_not_exist(), label="phone", explain=lambda old: PhoneInUseError())
+    _claim_phone(txn, phone, member_id, Identity.key.does_not_exist(), lambda old: PhoneInUseError(), at)
     member = Member(member_id, phone=phone, nickname=name, offline=True, created_at=at)
     txn.save(member, Member.member_id.does_not_exist(), label="member")
     return member_id
@@ -212,17 +223,15 @@ def absorb_offline(txn: Transaction, member: Member, offline: Member) -> str:
     """Add to `txn`: `offline` is merged into `member`, whose phone it becomes; the phone.
 
     Conditioned on both being as read: the offline member still unmerged,
-    its phone identity still its own, the member not deleted.
+    its phone identity held by no one else, the member not deleted.
     """
     phone = offline.phone
     still_offline = (Member.offline == True) & Member.merged_into.does_not_exist()  # noqa: E712
     txn.update(
         offline, [Member.merged_into.set(member.member_id), Member.phone.remove()], still_offline, label="offline"
     )
-    txn.update(
-        Identity(phone_identity_key(phone)), [Identity.member_id.set(member.member_id)],
-        Identity.member_id == offline.member_id, label="phone",
-    )
+    offlines_or_free = Identity.key.does_not_exist() | (Identity.member_id == offline.member_id)
+    _claim_phone(txn, phone, member.member_id, offlines_or_free, None, clock.now())
     _move_phone(txn, member, phone)
     return phone
 
