@@ -28,6 +28,8 @@ class Principal:
     roles: frozenset[str] = field(default_factory=lambda: frozenset({MEMBER}))
     store_id: str | None = None
     guide_id: str | None = None
+    # The version of the person's role grants the token was issued under: a revocation bumps it.
+    grants_version: int = 0
 
     def has(self, role: str) -> bool:
         return role in self.roles
@@ -68,6 +70,8 @@ def issue_token(principal: Principal) -> tuple[str, int]:
         claims["store"] = principal.store_id
     if principal.guide_id:
         claims["guide"] = principal.guide_id
+    if principal.grants_version:
+        claims["gv"] = principal.grants_version
     payload = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
     signing_input = f"{_VERSION}.{payload}".encode()
     return f"{_VERSION}.{payload}.{_b64encode(_sign(signing_input))}", ttl
@@ -99,16 +103,21 @@ def _principal(claims: object) -> tuple[Principal, int]:
     if not isinstance(claims, dict):
         raise UnauthenticatedError("malformed token")
     subject, roles, expiry = claims.get("sub"), claims.get("roles", []), claims.get("exp")
-    store, guide = claims.get("store"), claims.get("guide")
+    store, guide, grants_version = claims.get("store"), claims.get("guide"), claims.get("gv", 0)
     if (
         not isinstance(subject, str) or not subject
         or not isinstance(roles, list) or not all(isinstance(role, str) for role in roles)
         or not isinstance(expiry, int) or isinstance(expiry, bool)
         or not isinstance(store, (str, type(None)))
         or not isinstance(guide, (str, type(None)))
+        or not isinstance(grants_version, int) or isinstance(grants_version, bool)
     ):
         raise UnauthenticatedError("malformed token")
-    return Principal(member_id=subject, roles=frozenset(roles) | {MEMBER}, store_id=store, guide_id=guide), expiry
+    principal = Principal(
+        member_id=subject, roles=frozenset(roles) | {MEMBER}, store_id=store, guide_id=guide,
+        grants_version=grants_version,
+    )
+    return principal, expiry
 
 
 def from_header(authorization: str | None) -> Principal:

@@ -41,9 +41,11 @@ from chalicelib.errors import (
     UnsupportedMediaTypeError,
 )
 
-__all__ = ["Api", "Call", "Route", "resolve", "DEFAULT_PAGE", "MAX_PAGE", "MAX_PATH_PARAMETER", "GREEDY_PATH"]
+__all__ = ["Admit", "Api", "Call", "Route", "resolve", "DEFAULT_PAGE", "MAX_PAGE", "MAX_PATH_PARAMETER", "GREEDY_PATH"]
 
 View = Callable[["Call"], Any]
+# What the edge asks of a verified caller before an authenticated route runs; it raises to refuse.
+Admit = Callable[[auth.Principal, frozenset[str]], None]
 
 DEFAULT_PAGE, MAX_PAGE = 20, 100
 MAX_PATH_PARAMETER = 256
@@ -257,8 +259,9 @@ def _serialise(route: Route, answer: Any) -> str:
 class Api:
     """Declares routes on a Chalice app with roles, models, idempotency and error shaping."""
 
-    def __init__(self, app: Chalice) -> None:
+    def __init__(self, app: Chalice, *, admit: Admit | None = None) -> None:
         self.app = app
+        self._admit = admit
         self._routes: list[Route] = []
         self._methods: dict[str, set[str]] = {}
         for path in ("/", GREEDY_PATH):
@@ -428,6 +431,8 @@ class Api:
     def _call(self, route: Route, request: Request, params: Mapping[str, str]) -> tuple[Call, str | None]:
         """The view's `Call`, and for a list the binding its cursors are sealed to."""
         caller = _authorize(request, route.roles)
+        if route.roles and caller is not None and self._admit is not None:
+            self._admit(caller, route.roles)
         params = _path_params(params)
         body = _body(route, _raw_body(request))
         query_params = dict(request.query_params or {})

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
@@ -65,6 +65,7 @@ __all__ = [
     "openids",
     "bound_guide",
     "require_member",
+    "live_member_check",
 ]
 
 TIER_NAMES = {"explorer": "体验官", "pioneer": "探索者", "geek": "极客玩家", "black_gold": "黑金大使"}
@@ -358,11 +359,12 @@ def require_member(
     tiers: Any = None,
     guide_id: str | None = None,
     label: str = "member",
-    explain: Explain | None = None,
+    explain: Explain = _gone,
 ) -> None:
     """Add to `txn` one check that the member is live and, if given, holds one of
     `tiers` and is bound to `guide_id` now. The check is one item of the
     transaction, so the other domain's write happens only if the member qualifies.
+    A refusal is MemberGoneError (401) unless `explain` says otherwise.
     """
     condition = _live
     if tiers:
@@ -370,3 +372,12 @@ def require_member(
     if guide_id:
         condition &= (Member.guide_id == guide_id) & (Member.guide_bound_until > clock.now())
     txn.condition_check(Member, member_id, condition=condition, label=label, explain=explain)
+
+
+def live_member_check(member_id: str, *, explain: Explain = _gone) -> Callable[[Transaction], None]:
+    """`require_member` as a participant for a domain that does not know members."""
+
+    def add(txn: Transaction) -> None:
+        require_member(txn, member_id, explain=explain)
+
+    return add
