@@ -115,6 +115,12 @@ def grant_role(call: Call) -> dict:
     return members.grant_role(call.body, granted_by=call.caller.member_id)
 
 
+@api.delete("/admin/staff/{openid}", roles=[ADMIN], query=member_schemas.RevokeQuery, status=204)
+def revoke_role(call: Call) -> None:
+    """Revoke a role (every role without `role`); the person is refused on its routes within 60 seconds."""
+    members.revoke_role(call.params["openid"], call.query.role)
+
+
 # --- Points -------------------------------------------------------------------
 
 @api.get("/points", roles=[MEMBER], response=points_schemas.PointsOverview)

@@ -89,3 +89,54 @@ def test_a_write_admitted_just_before_the_deletion_is_refused_by_its_own_conditi
     assert coupons.remaining(campaign["campaignId"]) == 5
     assert PointsBalance.count(member_id, consistent_read=True) == 0
     assert appointments.slots(store_id, "repair", future_day())["slots"][0]["remaining"] == 1
+
+
+def _store_day(api, token: str, store_id: str):
+    return api.get("/store/appointments", token, params={"date": future_day().isoformat(), "storeId": store_id})
+
+
+def test_a_revoked_role_is_refused_on_its_routes_and_nobody_else_is_logged_out(api, admin_token, monkeypatch):
+    from chalicelib.members import access
+
+    store_id = make_store()
+    revoked, kept = grant(store_id), grant(store_id)
+    revoked_token, _ = _login(api, revoked)
+    kept_token, _ = _login(api, kept)
+    assert _store_day(api, revoked_token, store_id).status_code == 200  # the container now caches their grants
+
+    assert api.delete(f"/admin/staff/{revoked}", admin_token, params={"role": "staff"}).status_code == 204
+    monkeypatch.setattr(access, "GRANTS_CACHE_SECONDS", 0.0)  # the cache period has passed
+
+    refused = _store_day(api, revoked_token, store_id)
+    assert refused.status_code == 403 and refused.json()["code"] == "FORBIDDEN"
+    assert _store_day(api, kept_token, store_id).status_code == 200
+    assert _store_day(api, admin_token, store_id).status_code == 200
+    assert api.get("/members/me", revoked_token).status_code == 200
+    assert api.post("/points/checkin", revoked_token).status_code == 200
+    again, _ = _login(api, revoked)
+    assert _store_day(api, again, store_id).status_code == 403
+
+
+def test_a_revocation_within_the_cache_period_holds_once_it_ends(api, admin_token):
+    from chalicelib.members import access
+
+    store_id = make_store()
+    openid = grant(store_id)
+    token, _ = _login(api, openid)
+    assert _store_day(api, token, store_id).status_code == 200
+    assert api.delete(f"/admin/staff/{openid}", admin_token).status_code == 204
+    assert 0 < access.GRANTS_CACHE_SECONDS <= 60
+    access.forget_grants()  # what a new container, or this one after the period, sees
+    assert _store_day(api, token, store_id).status_code == 403
+
+
+def test_revoking_needs_an_admin_and_a_known_person(api, admin_token):
+    store_id = make_store()
+    openid = grant(store_id)
+    staff_token, _ = _login(api, openid)
+    assert api.delete(f"/admin/staff/{grant(store_id)}", staff_token).status_code == 403
+    assert api.delete(f"/admin/staff/{unique('nobody')}", admin_token).status_code == 404
+    assert api.delete(f"/admin/staff/{openid}", admin_token, params={"role": "chief"}).status_code == 400
+    assert api.delete(f"/admin/staff/{openid}", admin_token, params={"role": "guide"}).status_code == 204
+    assert api.delete(f"/admin/staff/{openid}", admin_token).status_code == 204
+    assert api.delete(f"/admin/staff/{openid}", admin_token).status_code == 204

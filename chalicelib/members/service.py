@@ -19,7 +19,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import clock, db, transact
 from chalicelib.config import secret
-from chalicelib.errors import InvalidRequestError
+from chalicelib.errors import InvalidRequestError, NotFoundError
 from chalicelib.members.errors import (
     GuideIdInUseError,
     HeldOfflineError,
@@ -58,6 +58,7 @@ __all__ = [
     "absorb_offline",
     "delete_member",
     "grant_role",
+    "revoke_role",
     "phone_identity_key",
     "tier_of",
     "tiers_of",
@@ -298,6 +299,25 @@ def grant_role(grant: StaffGrant, granted_by: str) -> dict[str, Any]:
         "storeId": record.store_id,
         "guideId": record.guide_id,
     }
+
+
+def revoke_role(openid: str, role: str | None) -> None:
+    """Take a role away (every role without one); the person's tokens lose it within the grants cache period.
+
+    The grants version goes up whatever was held, so every privileged claim of
+    a token issued before is refused (`access.admit`): the person signs in
+    again for the roles they keep. A person never granted anything is NotFoundError.
+    """
+    taken = RoleGrant.roles.delete({role}) if role else RoleGrant.roles.remove()
+    grant = RoleGrant(openid)
+    try:
+        transact.retrying(
+            lambda: grant.update(actions=[taken, RoleGrant.version.add(1)], condition=RoleGrant.openid.exists())
+        )
+    except UpdateError as exc:
+        if transact.condition_failed(exc):
+            raise NotFoundError("no such staff member") from exc
+        raise
 
 
 # --- What other domains ask of a member --------------------------------------------
