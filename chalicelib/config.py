@@ -30,6 +30,9 @@ class Settings(BaseModel):
 
     token_signing_key: str | None = None
     token_signing_key_parameter: str | None = None
+    # The key before the last rotation: its tokens stay valid until they expire.
+    token_signing_key_previous: str | None = None
+    token_signing_key_previous_parameter: str | None = None
     token_ttl_seconds: int = Field(default=7200, gt=0)
     # Derives lookup keys for phone numbers so the key alone reveals nothing.
     lookup_hash_key: str | None = None
