@@ -6,7 +6,8 @@
               response=schemas.Appointment, idempotent=True)
     def book(call: Call) -> dict: ...
 
-Before the view runs, the edge authorises the caller, reads the body once as
+Before the view runs, the edge authorises the caller (the token's roles, then
+the app's `admit`: whether the token still speaks for someone), reads the body once as
 JSON (refused with 400 if it is not, whatever the route), validates it and the
 query with the route's models, and for a list reads `limit` and unseals
 `cursor`. The view returns a dict (or None for 204); the edge seals a list's
