@@ -16,8 +16,10 @@ from chalicelib.lazy import LazyModule, LazyNames
 
 # Logging is Powertools' (chalicelib.observability), not a second plain-text handler.
 app = Chalice(app_name="siyu", configure_logs=False)
-api = Api(app)
+# Every authenticated route first asks whether the token still speaks for someone (DESIGN rule 11).
+api = Api(app, admit=lambda caller, roles: access.admit(caller, roles))
 
+access = LazyModule("chalicelib.members.access")
 jobs = LazyModule("chalicelib.jobs")
 openapi = LazyModule("chalicelib.openapi")
 members = LazyModule("chalicelib.members.service")
@@ -36,6 +38,7 @@ coupon_jobs = LazyModule("chalicelib.coupons.jobs")
 me = LazyModule("chalicelib.usecases.me")
 onboarding = LazyModule("chalicelib.usecases.onboarding")
 admin_points = LazyModule("chalicelib.usecases.admin_points")
+own_writes = LazyModule("chalicelib.usecases.own_writes")
 tier_review_job = LazyModule("chalicelib.usecases.tier_review")
 nightly_audit = LazyModule("chalicelib.usecases.audit")
 
@@ -98,7 +101,7 @@ def subscription_templates(call: Call) -> dict:
 )
 def accept_subscriptions(call: Call) -> dict:
     """The subscription templates the member accepted: one message each."""
-    return messaging.accept(call.caller.member_id, call.body.template_ids)
+    return own_writes.accept_subscriptions(call.caller.member_id, call.body.template_ids)
 
 
 @api.get("/members/me/subscriptions", roles=[MEMBER], response=member_schemas.SubscriptionCredits)
@@ -110,6 +113,12 @@ def subscription_credits(call: Call) -> dict:
 def grant_role(call: Call) -> dict:
     """Grant a role; it takes effect at the person's next login."""
     return members.grant_role(call.body, granted_by=call.caller.member_id)
+
+
+@api.delete("/admin/staff/{openid}", roles=[ADMIN], query=member_schemas.RevokeQuery, status=204)
+def revoke_role(call: Call) -> None:
+    """Revoke a role (every role without `role`); the person is refused on its routes within 60 seconds."""
+    members.revoke_role(call.params["openid"], call.query.role)
 
 
 # --- Points -------------------------------------------------------------------
@@ -127,7 +136,7 @@ def points_entries(call: Call) -> dict:
 @api.post("/points/checkin", roles=[MEMBER], response=points_schemas.CheckinAnswer, idempotent=True)
 def points_checkin(call: Call) -> dict:
     """The day's check-in (Asia/Shanghai days), with the streak's bonus."""
-    return points.checkin(call.caller.member_id)
+    return own_writes.checkin(call.caller.member_id)
 
 
 @api.post(

@@ -8,7 +8,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.roundtrips import round_trips, table
+from bench.roundtrips import live_members, round_trips, table
 from local.stack import Stack
 
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
@@ -53,6 +53,9 @@ def run(stack: Stack) -> str:
         return appointments.book(member_id, BookingRequest(store_id=store_id, service_id=service_id, start=start))
 
     member = f"bench-{uuid.uuid4().hex[:8]}"
+    live_members([member, f"{member}-cold", f"{member}-2"])
+    live_members(f"{member}-t{index}" for index in range(30))
+    live_members(f"{member}-r{index}" for index in range(RACERS))
     staff = Principal(member_id="bench-staff", roles=frozenset({MEMBER, STAFF}), store_id=store_id)
     with clock.frozen_at(_at(8)):
         stores.forget_cached_stores()

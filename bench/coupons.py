@@ -17,7 +17,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.roundtrips import round_trips
+from bench.roundtrips import live_members, round_trips
 from local.stack import Stack
 
 CLAIMS = 10_000
@@ -105,7 +105,7 @@ def rush() -> dict[str, Any]:
     from chalicelib.coupons.models import Coupon
 
     campaign_id = _campaign(STOCK, SHARDS)
-    members = [f"rush-{uuid.uuid4().hex[:12]}" for _ in range(CLAIMS)]
+    members = live_members(f"rush-{uuid.uuid4().hex[:12]}" for _ in range(CLAIMS))
     started = time.perf_counter()
     with db.recording() as log:
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -158,10 +158,10 @@ def sequential_round_trips() -> dict[str, Any]:
 
     campaign_id = _campaign(400, SHARDS, limit=1)
     trips = []
-    for _ in range(100):
-        count, _ = round_trips(lambda: claims.claim(f"seq-{uuid.uuid4().hex[:12]}", campaign_id))
+    *claimants, member_id = live_members(f"seq-{uuid.uuid4().hex[:12]}" for _ in range(101))
+    for claimant in claimants:
+        count, _ = round_trips(lambda: claims.claim(claimant, campaign_id))
         trips.append(count)
-    member_id = f"seq-{uuid.uuid4().hex[:12]}"
     coupon_id = claims.claim(member_id, campaign_id)["couponId"]
     payload = redemption.issue_code(member_id, coupon_id)["payload"]
     redeem_count, redeem_ops = round_trips(lambda: redemption.redeem(payload, "bench-store"))

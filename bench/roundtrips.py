@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from chalicelib import db
 
-__all__ = ["round_trips", "table"]
+__all__ = ["round_trips", "table", "live_members"]
 
 
 def round_trips(action: Callable[[], Any]) -> tuple[int, list[str]]:
@@ -15,6 +15,18 @@ def round_trips(action: Callable[[], Any]) -> tuple[int, list[str]]:
     with db.recording() as log:
         action()
     return len(log), [request.operation for request in log]
+
+
+def live_members(member_ids: Iterable[str]) -> list[str]:
+    """Write live members with these ids (a member's writes carry a check that it is live)."""
+    from chalicelib import clock
+    from chalicelib.members.models import Member
+
+    member_ids = list(member_ids)
+    with Member.batch_write() as batch:
+        for member_id in member_ids:
+            batch.save(Member(member_id, created_at=clock.now()))
+    return member_ids
 
 
 def table(rows: list[tuple[str, int, str, list[str]]]) -> str:

@@ -58,6 +58,9 @@ class Settings(BaseModel):
 
     token_signing_key: str | None = None
     token_signing_key_parameter: str | None = None
+    # The key before the last rotation: its tokens stay valid until they expire.
+    token_signing_key_previous: str | None = None
+    token_signing_key_previous_parameter: str | None = None
     token_ttl_seconds: int = Field(default=7200, gt=0)
     # Derives lookup keys for phone numbers so the key alone reveals nothing; the previous
     # key is set while identities are re-keyed after a rotation (chalicelib.members.lookup).
@@ -162,19 +165,26 @@ def secret(name: str) -> str:
     if not parameter:
         _report_once("secret missing", setting=name, problem=f"neither {_variable(name)} nor its _PARAMETER is set")
         raise MissingSecretError(f"setting {name} has neither a value nor an SSM parameter")
+    value = _parameter(parameter)
+    if value is None:
+        _report_once("secret missing", setting=name, problem=f"SSM parameter {parameter} cannot be read")
+        raise MissingSecretError(f"setting {name}: SSM parameter {parameter} cannot be read")
+    return value
+
+
+def optional_secret(name: str) -> str | None:
+    """A secret that may be absent (a previous key outside a rotation): None when it is not set or its parameter does not exist."""
+    current = settings()
+    value = getattr(current, name)
+    parameter = getattr(current, f"{name}_parameter")
+    return value or (_parameter(parameter) if parameter else None)
+
+
+def _parameter(name: str) -> str | None:
     from aws_lambda_powertools.utilities import parameters
 
     try:
         # Powertools caches the value for max_age, so a rotated key is picked up.
-        return parameters.get_parameter(parameter, decrypt=True, max_age=300)
-    except parameters.exceptions.GetParameterError as exc:
-        _report_once("secret missing", setting=name, problem=f"SSM parameter {parameter} cannot be read")
-        raise MissingSecretError(f"setting {name}: SSM parameter {parameter} cannot be read") from exc
-
-
-def optional_secret(name: str) -> str | None:
-    """A secret that may be left unset (a previous key outside a rotation): None when neither form is given."""
-    current = settings()
-    if not getattr(current, name) and not getattr(current, f"{name}_parameter"):
+        return parameters.get_parameter(name, decrypt=True, max_age=300)
+    except parameters.exceptions.GetParameterError:
         return None
-    return secret(name)

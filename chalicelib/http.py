@@ -6,7 +6,8 @@
               response=schemas.Appointment, idempotent=True)
     def book(call: Call) -> dict: ...
 
-Before the view runs, the edge authorises the caller, reads the body once as
+Before the view runs, the edge authorises the caller (the token's roles, then
+the app's `admit`: whether the token still speaks for someone), reads the body once as
 JSON (refused with 400 if it is not, whatever the route), validates it and the
 query with the route's models, and for a list reads `limit` and unseals
 `cursor`. The view returns a dict (or None for 204); the edge seals a list's
@@ -41,9 +42,11 @@ from chalicelib.errors import (
     UnsupportedMediaTypeError,
 )
 
-__all__ = ["Api", "Call", "Route", "resolve", "DEFAULT_PAGE", "MAX_PAGE", "MAX_PATH_PARAMETER", "GREEDY_PATH"]
+__all__ = ["Admit", "Api", "Call", "Route", "resolve", "DEFAULT_PAGE", "MAX_PAGE", "MAX_PATH_PARAMETER", "GREEDY_PATH"]
 
 View = Callable[["Call"], Any]
+# What the edge asks of a verified caller before an authenticated route runs; it raises to refuse.
+Admit = Callable[[auth.Principal, frozenset[str]], None]
 
 DEFAULT_PAGE, MAX_PAGE = 20, 100
 MAX_PATH_PARAMETER = 256
@@ -257,8 +260,9 @@ def _serialise(route: Route, answer: Any) -> str:
 class Api:
     """Declares routes on a Chalice app with roles, models, idempotency and error shaping."""
 
-    def __init__(self, app: Chalice) -> None:
+    def __init__(self, app: Chalice, *, admit: Admit | None = None) -> None:
         self.app = app
+        self._admit = admit
         self._routes: list[Route] = []
         self._methods: dict[str, set[str]] = {}
         for path in ("/", GREEDY_PATH):
@@ -428,6 +432,8 @@ class Api:
     def _call(self, route: Route, request: Request, params: Mapping[str, str]) -> tuple[Call, str | None]:
         """The view's `Call`, and for a list the binding its cursors are sealed to."""
         caller = _authorize(request, route.roles)
+        if route.roles and caller is not None and self._admit is not None:
+            self._admit(caller, route.roles)
         params = _path_params(params)
         body = _body(route, _raw_body(request))
         query_params = dict(request.query_params or {})

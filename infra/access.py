@@ -90,7 +90,9 @@ ACCESS: dict[str, Access] = {
             "stores": SCAN,  # the store list, cached per container for "nearest"
             "subscription-credits": READ | WRITE,
         },
-        parameters=frozenset({"token_signing_key", "wechat_secret", "lookup_hash_key", "coupon_code_key"}),
+        parameters=frozenset({
+            "token_signing_key", "token_signing_key_previous", "wechat_secret", "lookup_hash_key", "coupon_code_key",
+        }),
         services=frozenset({Service.START_ORDERS, Service.ANSWER_ORDER_WAITS}),
     ),
     "appointment-reminders": Access(
@@ -125,7 +127,7 @@ ACCESS: dict[str, Access] = {
 }
 
 # Only the API issues and checks tokens; a job or a task holding this key could mint an admin's.
-_API_ONLY_PARAMETERS = frozenset({"token_signing_key"})
+_API_ONLY_PARAMETERS = frozenset({"token_signing_key", "token_signing_key_previous"})
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,16 @@ class ApiClient:
         return response.json()["token"]
 
 
+def live_member(prefix: str = "m") -> str:
+    """The id of a new live member, written directly (for service tests that need no login)."""
+    from chalicelib import clock
+    from chalicelib.members.models import Member
+
+    member_id = unique(prefix)
+    Member(member_id, created_at=clock.now()).save()
+    return member_id
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     running = Stack(

@@ -14,7 +14,7 @@ from chalicelib.appointments.schemas import BookingRequest
 from chalicelib.config import settings
 from chalicelib.messaging import service as messaging
 from tests.appointment_helpers import at, login, make_store
-from tests.conftest import unique
+from tests.conftest import live_member, unique
 
 # Each test keeps to its own days, so the jobs' counts are that test's alone.
 REMINDER_DAY = dt.date(2031, 9, 10)
@@ -161,7 +161,7 @@ def test_a_booking_not_checked_in_by_its_end_becomes_a_no_show_once(api):
     from chalicelib.auth import MEMBER, STAFF, Principal
 
     store_id = make_store()
-    absent, present = unique("m"), unique("m")
+    absent, present = live_member(), live_member()
     start = at(NO_SHOW_DAY, "10:00")
     missed = book(absent, store_id, "film", start, now=start - dt.timedelta(days=1))
     kept = book(present, store_id, "film", start, now=start - dt.timedelta(days=1))
@@ -178,7 +178,7 @@ def test_a_booking_not_checked_in_by_its_end_becomes_a_no_show_once(api):
 
 def test_enough_no_shows_pause_booking_for_a_while():
     store_id = make_store()
-    member_id = unique("m")
+    member_id = live_member()
     made_at = at(BLOCK_DAY, "08:00")
     for hhmm in ("10:00", "12:00", "14:00"):
         book(member_id, store_id, "film", at(BLOCK_DAY, hhmm), now=made_at)

@@ -14,7 +14,7 @@ from chalicelib.errors import ForbiddenError, NotFoundError
 from chalicelib.stores import service as stores
 from chalicelib.stores.schemas import StoreSpec
 from tests.appointment_helpers import MONDAY, at, make_store, store_body
-from tests.conftest import unique
+from tests.conftest import live_member, unique
 from tests.test_transact import contention  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -56,7 +56,7 @@ def test_past_slots_and_slots_inside_the_lead_time_are_closed():
     with clock.frozen_at(at(MONDAY, "11:45")):
         film = {slot["start"][11:16]: slot for slot in appointments.slots(store_id, "film", MONDAY)["slots"]}
         with pytest.raises(appointments.SlotClosedError):
-            appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "12:00")))
+            appointments.book(live_member(), booking(store_id, "film", at(MONDAY, "12:00")))
     assert film["11:40"]["status"] == "closed" and film["11:40"]["remaining"] == 0
     assert film["12:00"]["status"] == "closed"  # within the 30-minute lead time
     assert film["12:20"]["status"] == "open" and film["12:20"]["remaining"] == 2
@@ -67,15 +67,15 @@ def test_a_closed_day_has_no_slots_and_a_start_off_the_grid_is_closed():
     with clock.frozen_at(MORNING):
         assert appointments.slots(store_id, "film", MONDAY)["slots"] == []
         with pytest.raises(appointments.SlotClosedError):
-            appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "10:00")))
+            appointments.book(live_member(), booking(store_id, "film", at(MONDAY, "10:00")))
         tuesday = MONDAY + dt.timedelta(days=1)
         with pytest.raises(appointments.SlotClosedError):
-            appointments.book(unique("m"), booking(store_id, "film", at(tuesday, "10:05")))
+            appointments.book(live_member(), booking(store_id, "film", at(tuesday, "10:05")))
 
 
 def test_a_booking_takes_a_seat_and_answers_the_booking():
     store_id = make_store()
-    member_id = unique("m")
+    member_id = live_member()
     with clock.frozen_at(MORNING):
         answer = appointments.book(member_id, booking(store_id, "film", at(MONDAY, "10:00"), note="iPhone"))
         left = remaining(store_id, "film", at(MONDAY, "10:00"))
@@ -88,14 +88,14 @@ def test_a_booking_takes_a_seat_and_answers_the_booking():
 def test_a_full_slot_refuses_the_next_member():
     store_id = make_store()
     with clock.frozen_at(MORNING):
-        appointments.book(unique("m"), booking(store_id, "repair", at(MONDAY, "14:00")))
+        appointments.book(live_member(), booking(store_id, "repair", at(MONDAY, "14:00")))
         with pytest.raises(appointments.SlotFullError):
-            appointments.book(unique("m"), booking(store_id, "repair", at(MONDAY, "14:00")))
+            appointments.book(live_member(), booking(store_id, "repair", at(MONDAY, "14:00")))
 
 
 def test_a_member_cannot_hold_overlapping_bookings_even_across_services_and_stores():
     store_id, other_store = make_store(), make_store()
-    member_id = unique("m")
+    member_id = live_member()
     with clock.frozen_at(MORNING):
         appointments.book(member_id, booking(store_id, "repair", at(MONDAY, "10:00")))
         with pytest.raises(appointments.AlreadyBookedError):
@@ -108,17 +108,17 @@ def test_a_member_cannot_hold_overlapping_bookings_even_across_services_and_stor
 
 
 def test_a_booking_is_one_round_trip():
-    store_id = make_store()
+    store_id, member_id = make_store(), live_member()
     with clock.frozen_at(MORNING):
         appointments.slots(store_id, "film", MONDAY)  # the store is now in this container's cache
         with db.recording() as log:
-            appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "15:00")))
+            appointments.book(member_id, booking(store_id, "film", at(MONDAY, "15:00")))
     assert [request.operation for request in log] == ["TransactWriteItems"]
 
 
 def test_cancelling_frees_the_seat_and_the_members_time():
     store_id = make_store()
-    member_id = unique("m")
+    member_id = live_member()
     with clock.frozen_at(MORNING):
         first = appointments.book(member_id, booking(store_id, "repair", at(MONDAY, "16:00")))
         cancelled = appointments.cancel(member_id, first["appointmentId"])
@@ -131,7 +131,7 @@ def test_cancelling_frees_the_seat_and_the_members_time():
 
 def test_cancelling_within_the_cut_off_is_too_late():
     store_id = make_store()
-    member_id = unique("m")
+    member_id = live_member()
     with clock.frozen_at(MORNING):
         made = appointments.book(member_id, booking(store_id, "film", at(MONDAY, "11:00")))
     with clock.frozen_at(at(MONDAY, "09:30")):
@@ -144,18 +144,18 @@ def test_cancelling_within_the_cut_off_is_too_late():
 def test_another_members_booking_is_not_found():
     store_id = make_store()
     with clock.frozen_at(MORNING):
-        made = appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "12:00")))
+        made = appointments.book(live_member(), booking(store_id, "film", at(MONDAY, "12:00")))
         with pytest.raises(NotFoundError):
-            appointments.cancel(unique("m"), made["appointmentId"])
+            appointments.cancel(live_member(), made["appointmentId"])
         with pytest.raises(NotFoundError):
-            appointments.reschedule(unique("m"), made["appointmentId"], at(MONDAY, "13:00"))
+            appointments.reschedule(live_member(), made["appointmentId"], at(MONDAY, "13:00"))
         with pytest.raises(NotFoundError):
-            appointments.cancel(unique("m"), "a0000000000000000")
+            appointments.cancel(live_member(), "a0000000000000000")
 
 
 def test_rescheduling_moves_the_seat_in_one_write():
     store_id = make_store()
-    member_id = unique("m")
+    member_id = live_member()
     with clock.frozen_at(MORNING):
         made = appointments.book(member_id, booking(store_id, "repair", at(MONDAY, "12:00")))
         moved = appointments.reschedule(member_id, made["appointmentId"], at(MONDAY, "13:00"))
@@ -186,7 +186,7 @@ def test_rescheduling_moves_the_seat_in_one_write():
 
 def test_cancel_reschedule_and_check_in_are_one_round_trip_each():
     store_id = make_store()
-    member_id = unique("m")
+    member_id = live_member()
     with clock.frozen_at(MORNING):
         made = appointments.book(member_id, booking(store_id, "repair", at(MONDAY, "13:00")))
         with db.recording() as moving:
@@ -206,7 +206,7 @@ def test_cancel_reschedule_and_check_in_are_one_round_trip_each():
 
 def test_the_note_follows_a_booking_through_its_reschedules():
     store_id = make_store()
-    member_id = unique("m")
+    member_id = live_member()
     with clock.frozen_at(MORNING):
         made = appointments.book(member_id, booking(store_id, "check", at(MONDAY, "10:00"), note="屏幕碎了"))
         first = appointments.reschedule(member_id, made["appointmentId"], at(MONDAY, "11:00"))
@@ -222,7 +222,7 @@ def test_the_note_follows_a_booking_through_its_reschedules():
 
 def test_an_id_names_its_slot_and_anything_else_is_not_found():
     store_id = make_store()
-    member_id = unique("m")
+    member_id = live_member()
     with clock.frozen_at(MORNING):
         made = appointments.book(member_id, booking(store_id, "repair", at(MONDAY, "17:00")))
         assert made["appointmentId"].startswith(f"a-{store_id}.repair.203106021700.60.")
@@ -247,7 +247,7 @@ def test_an_id_names_its_slot_and_anything_else_is_not_found():
 
 def test_rescheduling_into_an_overlapping_slot_keeps_the_shared_steps():
     store_id = make_store()
-    member_id = unique("m")
+    member_id = live_member()
     with clock.frozen_at(MORNING):
         made = appointments.book(member_id, booking(store_id, "check", at(MONDAY, "14:00")))
         moved = appointments.reschedule(member_id, made["appointmentId"], at(MONDAY, "14:30"))
@@ -259,10 +259,10 @@ def test_rescheduling_into_an_overlapping_slot_keeps_the_shared_steps():
 
 def test_rescheduling_into_a_full_slot_changes_nothing():
     store_id = make_store()
-    member_id = unique("m")
+    member_id = live_member()
     with clock.frozen_at(MORNING):
         made = appointments.book(member_id, booking(store_id, "repair", at(MONDAY, "15:00")))
-        appointments.book(unique("m"), booking(store_id, "repair", at(MONDAY, "17:00")))
+        appointments.book(live_member(), booking(store_id, "repair", at(MONDAY, "17:00")))
         with pytest.raises(appointments.SlotFullError):
             appointments.reschedule(member_id, made["appointmentId"], at(MONDAY, "17:00"))
         mine = appointments.member_appointments(member_id, None, 20, None)["items"]
@@ -275,7 +275,7 @@ def test_rescheduling_into_a_full_slot_changes_nothing():
 
 def test_staff_check_in_their_own_stores_bookings_only():
     store_id, other_store = make_store(), make_store()
-    member_id = unique("m")
+    member_id = live_member()
     with clock.frozen_at(MORNING):
         made = appointments.book(member_id, booking(store_id, "film", at(MONDAY, "10:20")))
         with pytest.raises(appointments.TooEarlyError):
@@ -295,7 +295,7 @@ def test_an_admin_may_check_in_anywhere_but_not_after_the_end():
     store_id = make_store()
     admin = Principal(member_id=unique("admin"), roles=frozenset({MEMBER, ADMIN}))
     with clock.frozen_at(MORNING):
-        made = appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "11:20")))
+        made = appointments.book(live_member(), booking(store_id, "film", at(MONDAY, "11:20")))
     with clock.frozen_at(at(MONDAY, "11:40")):
         with pytest.raises(appointments.TooLateError):
             appointments.check_in(admin, made["appointmentId"])
@@ -304,8 +304,8 @@ def test_an_admin_may_check_in_anywhere_but_not_after_the_end():
 def test_the_store_sees_the_days_bookings_by_start():
     store_id = make_store()
     with clock.frozen_at(MORNING):
-        late = appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "18:00")))
-        early = appointments.book(unique("m"), booking(store_id, "repair", at(MONDAY, "10:00")))
+        late = appointments.book(live_member(), booking(store_id, "film", at(MONDAY, "18:00")))
+        early = appointments.book(live_member(), booking(store_id, "repair", at(MONDAY, "10:00")))
         day = appointments.store_appointments(staff_of(store_id), None, MONDAY, 20, None)
         with pytest.raises(ForbiddenError):
             appointments.store_appointments(staff_of(store_id), make_store(), MONDAY, 20, None)
@@ -316,7 +316,7 @@ def test_a_transaction_conflict_is_retried_until_the_write_goes_through(contenti
     store_id = make_store()
     hook = contention(2)
     with clock.frozen_at(MORNING):
-        made = appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "17:00")))
+        made = appointments.book(live_member(), booking(store_id, "film", at(MONDAY, "17:00")))
         assert remaining(store_id, "film", at(MONDAY, "17:00")) == 1
     assert made["status"] == "booked" and hook.sent == 3
 
@@ -342,25 +342,26 @@ def test_a_stale_copy_of_the_store_never_books_past_a_lowered_capacity(monkeypat
     store_id = make_store(services=[FILM])
     start = at(MONDAY, "17:00")
     with clock.frozen_at(MORNING):
-        appointments.book(unique("m"), booking(store_id, "film", start))  # this container now holds the store
+        appointments.book(live_member(), booking(store_id, "film", start))  # this container now holds the store
         change_store_elsewhere(monkeypatch, store_id, services=[{**FILM, "capacity": 1}])
         with pytest.raises(appointments.SlotFullError):
-            appointments.book(unique("m"), booking(store_id, "film", start))
+            appointments.book(live_member(), booking(store_id, "film", start))
         assert booked_at(store_id, start) == 1
 
 
 def test_a_stale_copy_of_the_store_costs_one_more_round_trip_after_a_raised_capacity(monkeypatch):
     store_id = make_store(services=[{**FILM, "capacity": 1}])
     start = at(MONDAY, "17:00")
+    second, third = live_member(), live_member()
     with clock.frozen_at(MORNING):
-        appointments.book(unique("m"), booking(store_id, "film", start))
+        appointments.book(live_member(), booking(store_id, "film", start))
         change_store_elsewhere(monkeypatch, store_id, services=[FILM])
         with db.recording() as log:
-            appointments.book(unique("m"), booking(store_id, "film", start))
+            appointments.book(second, booking(store_id, "film", start))
         assert [request.operation for request in log] == ["TransactWriteItems", "TransactWriteItems"]
         assert booked_at(store_id, start) == 2
         with db.recording() as log:
-            appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "18:00")))
+            appointments.book(third, booking(store_id, "film", at(MONDAY, "18:00")))
         assert len(log) == 1  # the refusal brought the store as it is now
 
 
@@ -370,7 +371,7 @@ def test_a_stale_copy_of_the_store_never_books_a_closed_day(monkeypatch):
         appointments.slots(store_id, "film", MONDAY)
         change_store_elsewhere(monkeypatch, store_id, openHours={"tue": [{"open": "10:00", "close": "20:00"}]})
         with pytest.raises(appointments.SlotClosedError):
-            appointments.book(unique("m"), booking(store_id, "film", at(MONDAY, "17:00")))
+            appointments.book(live_member(), booking(store_id, "film", at(MONDAY, "17:00")))
         assert booked_at(store_id, at(MONDAY, "17:00")) == 0
 
 
@@ -378,8 +379,8 @@ def test_a_stale_copy_of_the_store_never_moves_a_booking_past_a_lowered_capacity
     store_id = make_store(services=[FILM])
     target = at(MONDAY, "17:00")
     with clock.frozen_at(MORNING):
-        appointments.book(unique("m"), booking(store_id, "film", target))
-        mover = unique("m")
+        appointments.book(live_member(), booking(store_id, "film", target))
+        mover = live_member()
         made = appointments.book(mover, booking(store_id, "film", at(MONDAY, "15:00")))
         change_store_elsewhere(monkeypatch, store_id, services=[{**FILM, "capacity": 1}])
         with pytest.raises(appointments.SlotFullError):

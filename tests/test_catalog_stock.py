@@ -11,7 +11,7 @@ from chalicelib.catalog import service as catalog
 from chalicelib.catalog import stock
 from chalicelib.catalog.errors import AlreadyReservedError, BelowReservedError, NotHeldError, OutOfStockError
 from chalicelib.catalog.schemas import SkuPut
-from tests.conftest import unique
+from tests.conftest import live_member, unique
 
 
 @pytest.fixture
@@ -205,7 +205,7 @@ def test_an_order_puts_its_longest_stock_list_and_its_coupon_lock_in_one_transac
     for sku_id in skus:
         catalog.put_sku(sku_id, SkuPut(title="测试配件", price=1900, category="accessory"))
         catalog.set_on_hand(store, sku_id, 1)
-    member_id = unique("m")
+    member_id = live_member()
     coupon_id = claims.claim(member_id, new_campaign(threshold=0)["campaignId"])["couponId"]
     too_many = {sku_id: 1 for sku_id in skus[:-1]} | {skus[-1]: 2}
 

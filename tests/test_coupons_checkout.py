@@ -19,7 +19,7 @@ from chalicelib.coupons.errors import (
 )
 from chalicelib.coupons.models import Coupon
 from chalicelib.errors import ConflictError
-from tests.conftest import unique
+from tests.conftest import live_member, unique
 from tests.coupon_helpers import new_campaign
 
 
@@ -29,7 +29,7 @@ def _basket(*lines: tuple[str, int, int], store_id: str | None = None) -> Basket
 
 def _coupon(**campaign) -> tuple[str, str]:
     found = new_campaign(**campaign)
-    member_id = unique("m")
+    member_id = live_member()
     return member_id, claims.claim(member_id, found["campaignId"])["couponId"]
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import time
 from typing import Any
@@ -33,13 +31,16 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def signed(claims: Any) -> str:
-    """A token whose claims are `claims`, correctly signed with the stack's key."""
+def signed(claims: Any, key: str | None = None) -> str:
+    """A token whose claims are `claims` (any JSON, or raw bytes), correctly signed with the stack's key."""
+    import jwt
+
+    from chalicelib.auth import ALGORITHM, key_id
     from chalicelib.config import secret
 
-    payload = _b64(json.dumps(claims).encode() if not isinstance(claims, bytes) else claims)
-    signature = hmac.new(secret("token_signing_key").encode(), f"v1.{payload}".encode(), hashlib.sha256).digest()
-    return f"v1.{payload}.{_b64(signature)}"
+    key = key or secret("token_signing_key")
+    payload = json.dumps(claims).encode() if not isinstance(claims, bytes) else claims
+    return jwt.PyJWS().encode(payload, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
 
 
 def assert_refused(response: Any, status: int, code: str, field: str | None = None) -> None:
@@ -202,7 +203,10 @@ def test_a_refusal_quotes_what_it_quotes_in_its_own_case(api, admin):
 # --- Tokens -------------------------------------------------------------------------------
 
 def _claims(**claims: Any) -> dict[str, Any]:
-    return {"sub": unique("m"), "roles": ["member"], "exp": int(time.time()) + 600} | claims
+    from chalicelib.auth import AUDIENCE, ISSUER
+
+    now = int(time.time())
+    return {"iss": ISSUER, "aud": AUDIENCE, "sub": unique("m"), "roles": ["member"], "iat": now, "exp": now + 600} | claims
 
 
 @pytest.mark.parametrize("claims", [
@@ -217,6 +221,11 @@ def _claims(**claims: Any) -> dict[str, Any]:
     _claims(guide={"g": 1}, roles=["guide"]),
     _claims(exp="soon"),
     _claims(exp=True),
+    _claims(iat="now"),
+    _claims(gv="1"),
+    _claims(iss="elsewhere"),
+    _claims(aud="another-app"),
+    {key: value for key, value in _claims().items() if key != "aud"},
     [],
     "claims",
     None,
@@ -236,7 +245,8 @@ def test_malformed_claims_in_a_signed_token_are_unauthenticated(api, claims, pat
                          ids=["deep", "huge", "binary"])
 def test_a_hostile_token_payload_is_unauthenticated(api, payload):
     assert_refused(api.get("/members/me", signed(payload)), 401, "UNAUTHENTICATED")
-    forged = f"v1.{_b64(payload)}.{_b64(b'x' * 32)}"
+    header, _, _ = signed({}).split(".")
+    forged = f"{header}.{_b64(payload)}.{_b64(b'x' * 32)}"
     assert_refused(api.get("/members/me", forged), 401, "UNAUTHENTICATED")
 
 

@@ -89,6 +89,7 @@ from chalicelib.appointments.policy import policy
 from chalicelib.appointments.schemas import EARLIEST, LATEST, BookingRequest
 from chalicelib.auth import Principal
 from chalicelib.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
+from chalicelib.members import service as members
 from chalicelib.stores import service as stores
 from chalicelib.stores.schemas import GRID_MINUTES, MAX_SERVICE_MINUTES
 from chalicelib.transact import Explain, Transaction, TransactionRefusedError, TryAgainError
@@ -372,6 +373,7 @@ def book(member_id: str, request: BookingRequest) -> dict[str, Any]:
         slot = _open_slot(store, service, request.start, now)
         appointment = _booked(member_id, store, service, slot, now, note=request.note)
         stores.require_unchanged(txn, store)
+        members.require_member(txn, member_id)
         txn.condition_check(
             MemberBookingRecord, member_id, condition=_not_blocked(now),
             label="blocked", explain=lambda old: BookingBlockedError(),
@@ -569,6 +571,7 @@ def reschedule(member_id: str, appointment_id: str, start: dt.datetime) -> dict[
         old_keys = guard_keys(member_id, ref.start, ref.end)
         new_keys = guard_keys(member_id, new.start, new.end)
         stores.require_unchanged(txn, store)
+        members.require_member(txn, member_id)
         _close_booking(
             txn, member_id, appointment_id, now,
             [Appointment.status.set(RESCHEDULED), Appointment.rescheduled_to.set(new_id)],

@@ -95,7 +95,7 @@ def forget_shards(campaign_id: str) -> None:
 def claim(member_id: str, campaign_id: str) -> dict[str, Any]:
     """A member claims a coupon of a public campaign."""
     campaign = _open_campaign(campaign_id, channel="public")
-    return _grant(campaign, member_id, source="claim", also=_tier_check(campaign, member_id))
+    return _grant(campaign, member_id, source="claim", also=[_claimant_check(campaign, member_id)])
 
 
 def give(guide_id: str, member_id: str, campaign_id: str) -> dict[str, Any]:
@@ -139,7 +139,7 @@ def exchange(member_id: str, campaign_id: str) -> dict[str, Any]:
         )
         prepared.add_to(txn)
 
-    also = [*_tier_check(campaign, member_id), spend]
+    also = [_claimant_check(campaign, member_id), spend]
     return _grant(campaign, member_id, source="exchange", also=also, coupon_id=coupon_id)
 
 
@@ -177,11 +177,19 @@ def _member_check(member_id: str, explain: Explain, *, tiers: Any = None, guide_
     return add
 
 
-def _tier_check(campaign: Campaign, member_id: str) -> list[_AddItems]:
-    if not campaign.tiers:
-        return []
-    other_tiers = "this campaign is for other member tiers"
-    return [_member_check(member_id, lambda old: NotEligibleError(other_tiers), tiers=campaign.tiers)]
+def _claimant_check(campaign: Campaign, member_id: str) -> _AddItems:
+    """The member claiming for themself is live and, if the campaign names tiers, of one of them."""
+
+    def refused(old: Any) -> Exception:
+        from chalicelib.members import service as members
+
+        try:
+            members.live(old)
+        except members.MemberGoneError as gone:
+            return gone
+        return NotEligibleError("this campaign is for other member tiers")
+
+    return _member_check(member_id, refused, tiers=campaign.tiers)
 
 
 def _grant(

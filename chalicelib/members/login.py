@@ -93,12 +93,14 @@ def login(code: str, scene: str | None = None, *, read_along: ReadAlong = lambda
 
 
 def _principal(member: Member, grant: RoleGrant | None) -> auth.Principal:
-    roles = {auth.MEMBER} | (set(grant.roles) if grant else set())
+    if grant is None:
+        return auth.Principal(member_id=member.member_id)
     return auth.Principal(
         member_id=member.member_id,
-        roles=frozenset(roles),
-        store_id=grant.store_id if grant else None,
-        guide_id=grant.guide_id if grant else None,
+        roles=frozenset({auth.MEMBER, *(grant.roles or ())}),
+        store_id=grant.store_id,
+        guide_id=grant.guide_id,
+        grants_version=int(grant.version or 0),
     )
 
 

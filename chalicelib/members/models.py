@@ -66,18 +66,20 @@ class Identity(SiyuModel):
 
 
 class RoleGrant(SiyuModel):
-    """Roles HQ granted to a WeChat user, applied at their next login."""
+    """Roles HQ granted to a WeChat user, applied at their next login; a revocation bumps `version`."""
 
     class Meta:
         table = "role-grants"
 
     openid = UnicodeAttribute(hash_key=True)
-    roles = UnicodeSetAttribute()
+    # Absent once every role is revoked (DynamoDB keeps no empty set).
+    roles = UnicodeSetAttribute(null=True)
     name = UnicodeAttribute()
     store_id = UnicodeAttribute(null=True)
     guide_id = UnicodeAttribute(null=True)
     granted_by = UnicodeAttribute()
     granted_at = UTCDateTimeAttribute()
+    version = NumberAttribute(default=0)
 
 
 class Guide(SiyuModel):

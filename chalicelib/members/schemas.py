@@ -7,10 +7,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from chalicelib.validation import ID_PATTERN, Day, RequestModel, ResponseModel, Timestamp
+from chalicelib.validation import ID_PATTERN, Day, QueryModel, RequestModel, ResponseModel, Timestamp
 
 __all__ = [
     "LoginRequest",
+    "RevokeQuery",
     "ProfileUpdate",
     "PhoneRequest",
     "SubscriptionRequest",
@@ -56,6 +57,13 @@ class StaffGrant(RequestModel):
     store_id: str | None = Field(default=None, pattern=ID_PATTERN)
     name: str = Field(min_length=1, max_length=32)
     guide_id: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+class RevokeQuery(QueryModel):
+    """`DELETE /admin/staff/{openid}?role=`: without a role, every role."""
+
+    role: Literal["staff", "guide", "admin"] | None = None
+
 
 
 # --- Answers -------------------------------------------------------------------------------

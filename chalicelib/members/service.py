@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import Condition
 
 from chalicelib import clock, db, transact
-from chalicelib.errors import InvalidRequestError
+from chalicelib.errors import InvalidRequestError, NotFoundError
 from chalicelib.members.errors import (
     GuideIdInUseError,
     HeldOfflineError,
@@ -58,6 +58,7 @@ __all__ = [
     "absorb_offline",
     "delete_member",
     "grant_role",
+    "revoke_role",
     "phone_identity_key",
     "phone_identity_keys",
     "rekey_phone_identities",
@@ -67,6 +68,7 @@ __all__ = [
     "openids",
     "bound_guide",
     "require_member",
+    "live_member_check",
 ]
 
 TIER_NAMES = {"explorer": "体验官", "pioneer": "探索者", "geek": "极客玩家", "black_gold": "黑金大使"}
@@ -245,7 +247,7 @@ def delete_member(member_id: str) -> None:
     if member.unionid:
         identities.append(f"unionid:{member.unionid}")
     if member.phone:
-        identities.append(phone_identity_key(member.phone))
+        identities.extend(phone_identity_keys(member.phone))
     erased = [
         Member.deleted_at.set(clock.now()),
         *(getattr(Member, name).remove() for name in ("openid", "unionid", "nickname", "birthday", "gender", "city", "phone")),
@@ -308,6 +310,25 @@ def grant_role(grant: StaffGrant, granted_by: str) -> dict[str, Any]:
     }
 
 
+def revoke_role(openid: str, role: str | None) -> None:
+    """Take a role away (every role without one); the person's tokens lose it within the grants cache period.
+
+    The grants version goes up whatever was held, so every privileged claim of
+    a token issued before is refused (`access.admit`): the person signs in
+    again for the roles they keep. A person never granted anything is NotFoundError.
+    """
+    taken = RoleGrant.roles.delete({role}) if role else RoleGrant.roles.remove()
+    grant = RoleGrant(openid)
+    try:
+        transact.retrying(
+            lambda: grant.update(actions=[taken, RoleGrant.version.add(1)], condition=RoleGrant.openid.exists())
+        )
+    except UpdateError as exc:
+        if transact.condition_failed(exc):
+            raise NotFoundError("no such staff member") from exc
+        raise
+
+
 # --- What other domains ask of a member --------------------------------------------
 
 def _members(member_ids: Iterable[str]) -> Iterator[Member]:
@@ -367,11 +388,12 @@ def require_member(
     tiers: Any = None,
     guide_id: str | None = None,
     label: str = "member",
-    explain: Explain | None = None,
+    explain: Explain = _gone,
 ) -> None:
     """Add to `txn` one check that the member is live and, if given, holds one of
     `tiers` and is bound to `guide_id` now. The check is one item of the
     transaction, so the other domain's write happens only if the member qualifies.
+    A refusal is MemberGoneError (401) unless `explain` says otherwise.
     """
     condition = _live
     if tiers:
@@ -379,3 +401,12 @@ def require_member(
     if guide_id:
         condition &= (Member.guide_id == guide_id) & (Member.guide_bound_until > clock.now())
     txn.condition_check(Member, member_id, condition=condition, label=label, explain=explain)
+
+
+def live_member_check(member_id: str, *, explain: Explain = _gone) -> Callable[[Transaction], None]:
+    """`require_member` as a participant for a domain that does not know members."""
+
+    def add(txn: Transaction) -> None:
+        require_member(txn, member_id, explain=explain)
+
+    return add

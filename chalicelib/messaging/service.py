@@ -9,6 +9,7 @@ if the member refused (43101), the credit is gone, as it is at WeChat.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from chalicelib import clock, transact
@@ -26,13 +27,18 @@ def templates() -> dict[str, str]:
     return settings().subscription_templates()
 
 
-def accept(member_id: str, template_ids: list[str]) -> dict[str, Any]:
+def accept(
+    member_id: str, template_ids: list[str], *, also: Iterable[Callable[[Transaction], Any]] = ()
+) -> dict[str, Any]:
+    """Add a credit per accepted template, written with `also`'s items (another domain's checks)."""
     known = set(templates().values())
     for index, template_id in enumerate(template_ids):
         if template_id not in known:
             raise InvalidRequestError(f"templateIds.{index}", "is not a template of this mini-program")
 
     def build(txn: Transaction) -> None:
+        for add in also:
+            add(txn)
         for template_id in sorted(set(template_ids)):
             accepted = template_ids.count(template_id)
             txn.update(

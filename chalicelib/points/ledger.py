@@ -367,6 +367,9 @@ class Movement:
         return actions, condition
 
     def add_to(self, txn: Transaction) -> None:
+        # Another domain's checks first: their refusal (no such member) outranks what the ledger would say.
+        for add in self.also:
+            add(txn)
         # The transfer's id is the effect's natural key: a replay finds it and changes nothing.
         transfer_is_new = PointsTransfer.transfer_id.does_not_exist()
         txn.save(self.transfer(), transfer_is_new, label=f"{self.label}.transfer",
@@ -414,9 +417,6 @@ class Movement:
             if count:
                 tally.append(PointsActivity.actions.add(count))
             txn.update(PointsActivity(self.member_id, month), tally, label=f"{self.label}.activity")
-
-        for add in self.also:
-            add(txn)
 
     def receipt(self) -> Receipt:
         return Receipt.of(self.transfer(), applied=True)
@@ -613,13 +613,18 @@ def spend(
     *,
     counterparty: str = SPENT,
     actor: str | None = None,
+    also: list[Participant] | None = None,
 ) -> Receipt:
-    """Take points, soonest-expiring lots first, however many that crosses: one write, no read."""
+    """Take points, soonest-expiring lots first, however many that crosses: one write, no read.
+
+    `also` adds another domain's items to the same transaction, as for `earning`.
+    """
     _check_points(points)
 
     def plan(seen: PointsBalance | None) -> Movement:
         movement = _spend_movement(member_id, points, transfer_id, reason, reference, counterparty, actor)
         movement.explain_balance = _short_of(points)
+        movement.also = list(also or [])
         return movement
 
     return apply(member_id, plan)

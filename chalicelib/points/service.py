@@ -192,8 +192,8 @@ def entries(member_id: str, limit: int, cursor: dict[str, Any] | None = None) ->
 
 # --- Earning rules ------------------------------------------------------------------
 
-def checkin(member_id: str) -> dict[str, Any]:
-    """The day's check-in: once per Shanghai day, with the streak's bonus; one write.
+def checkin(member_id: str, *, also: list[Participant] | None = None) -> dict[str, Any]:
+    """The day's check-in: once per Shanghai day, with the streak's bonus; one write (with `also`'s items).
 
     The streak is planned from the balance as this container last saw it (read
     only if it has not), and the write is conditioned on that balance's
@@ -224,7 +224,7 @@ def checkin(member_id: str) -> dict[str, Any]:
                 PointsBalance.streak.set(streak),
                 PointsBalance.tier_activity.add(1),
             ],
-            activity=(rules.month_of(now), 0, 1), activity_month=rules.month_of(now),
+            activity=(rules.month_of(now), 0, 1), activity_month=rules.month_of(now), also=list(also or []),
         )
         planned.append((balance, movement, streak))
         return movement
@@ -298,7 +298,7 @@ def adjust(
 ) -> dict[str, Any]:
     """An admin's correction: a transfer with the adjustment account, never a negative balance.
 
-    `also` joins a credit (a debit needs no company: it is refused where there are no points).
+    `also` joins the transfer either way (a check that the member is live).
     """
     if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0 or abs(delta) > ledger.MAX_POINTS:
         raise InvalidRequestError("delta", f"must be a non-zero integer from -{ledger.MAX_POINTS} to {ledger.MAX_POINTS}")
@@ -308,7 +308,9 @@ def adjust(
             member_id, delta, transfer_id, "adjust", reason, counterparty=ADJUSTMENT, actor=actor, also=also,
         )
     else:
-        receipt = spend(member_id, -delta, transfer_id, "adjust", reason, counterparty=ADJUSTMENT, actor=actor)
+        receipt = spend(
+            member_id, -delta, transfer_id, "adjust", reason, counterparty=ADJUSTMENT, actor=actor, also=also,
+        )
     return {"memberId": member_id, **receipt_view(receipt)}
 
 

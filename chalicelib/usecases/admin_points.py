@@ -1,4 +1,4 @@
-"""Points an admin gives: adjustments and approved reviews, only ever to a live member."""
+"""Points an admin moves: adjustments and approved reviews, only ever for a live member."""
 
 from __future__ import annotations
 
@@ -7,18 +7,13 @@ from typing import Any
 from chalicelib.errors import NotFoundError
 from chalicelib.members import service as members
 from chalicelib.points import service as points
-from chalicelib.transact import Transaction
 
 __all__ = ["adjust", "approve_review"]
 
 
 def _member_is_live(member_id: str) -> list[points.Participant]:
-    """The member check that joins the points' transaction: no points for a member that is not there."""
-
-    def add(txn: Transaction) -> None:
-        members.require_member(txn, member_id, explain=lambda old: NotFoundError("no such member"))
-
-    return [add]
+    """The member check that joins the points' transaction: no points moved for a member that is not there."""
+    return [members.live_member_check(member_id, explain=lambda old: NotFoundError("no such member"))]
 
 
 def adjust(member_id: str, delta: int, reason: str, actor: str) -> dict[str, Any]:
