@@ -12,6 +12,7 @@ request then fails, and one log line names the settings (never their values).
 from __future__ import annotations
 
 import functools
+import time
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -153,6 +154,7 @@ def reset_settings() -> None:
     """Forget the cached settings (tests and the local stack change the environment)."""
     settings.cache_clear()
     _report_once.cache_clear()
+    _absent_until.clear()
 
 
 def secret(name: str) -> str:
@@ -180,11 +182,19 @@ def optional_secret(name: str) -> str | None:
     return value or (_parameter(parameter) if parameter else None)
 
 
+_PARAMETER_MAX_AGE = 300
+_absent_until: dict[str, float] = {}
+
+
 def _parameter(name: str) -> str | None:
+    """The parameter's value, None if it cannot be read; both remembered for a while, so neither costs a call per request."""
     from aws_lambda_powertools.utilities import parameters
 
+    if _absent_until.get(name, 0.0) > time.monotonic():
+        return None
     try:
         # Powertools caches the value for max_age, so a rotated key is picked up.
-        return parameters.get_parameter(name, decrypt=True, max_age=300)
+        return parameters.get_parameter(name, decrypt=True, max_age=_PARAMETER_MAX_AGE)
     except parameters.exceptions.GetParameterError:
+        _absent_until[name] = time.monotonic() + _PARAMETER_MAX_AGE
         return None

@@ -91,7 +91,8 @@ ACCESS: dict[str, Access] = {
             "subscription-credits": READ | WRITE,
         },
         parameters=frozenset({
-            "token_signing_key", "token_signing_key_previous", "wechat_secret", "lookup_hash_key", "coupon_code_key",
+            "token_signing_key", "token_signing_key_previous", "wechat_secret", "lookup_hash_key",
+            "lookup_hash_key_previous", "coupon_code_key",
         }),
         services=frozenset({Service.START_ORDERS, Service.ANSWER_ORDER_WAITS}),
     ),

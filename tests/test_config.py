@@ -113,3 +113,18 @@ def test_a_secret_missing_from_ssm_is_logged_once_by_name_at_first_use(environme
     missing = [line for line in _lines(log_stream) if line["message"] == "secret missing"]
     assert len(missing) == 1 and missing[0]["setting"] == "wechat_secret"
     assert "/siyu/dev/wechat-secret" in missing[0]["problem"]
+
+
+def test_a_previous_key_whose_parameter_does_not_exist_is_no_key_and_is_not_asked_for_again(environment, monkeypatch):
+    from aws_lambda_powertools.utilities import parameters
+
+    asked: list[str] = []
+
+    def not_found(name, **options):
+        asked.append(name)
+        raise parameters.exceptions.GetParameterError(f"ParameterNotFound: {name}")
+
+    monkeypatch.setattr(parameters, "get_parameter", not_found)
+    environment(_deployed("prod", SIYU_TOKEN_SIGNING_KEY_PREVIOUS_PARAMETER="/siyu/prod/token-signing-key-previous"))
+    assert [config.optional_secret("token_signing_key_previous") for _ in range(5)] == [None] * 5
+    assert asked == ["/siyu/prod/token-signing-key-previous"]
