@@ -11,7 +11,7 @@ from __future__ import annotations
 from chalice import Chalice, Cron
 
 from chalicelib.auth import ADMIN, GUIDE, MEMBER, STAFF
-from chalicelib.http import Api, Call
+from chalicelib.http import Api, Call, WebhookCall
 from chalicelib.lazy import LazyModule, LazyNames
 
 # Logging is Powertools' (chalicelib.observability), not a second plain-text handler.
@@ -27,6 +27,10 @@ messaging = LazyModule("chalicelib.messaging.service")
 points = LazyModule("chalicelib.points.service")
 points_jobs = LazyModule("chalicelib.points.jobs")
 catalog = LazyModule("chalicelib.catalog.service")
+orders = LazyModule("chalicelib.orders.service")
+order_lifecycle = LazyModule("chalicelib.orders.lifecycle")
+order_payments = LazyModule("chalicelib.orders.payment")
+order_sweeper = LazyModule("chalicelib.orders.sweeper")
 orders_flow = LazyModule("chalicelib.orders.flow")
 stores = LazyModule("chalicelib.stores.service")
 appointments = LazyModule("chalicelib.appointments.service")
@@ -50,6 +54,7 @@ catalog_schemas = LazyNames("chalicelib.catalog.schemas")
 store_schemas = LazyNames("chalicelib.stores.schemas")
 appointment_schemas = LazyNames("chalicelib.appointments.schemas")
 coupon_schemas = LazyNames("chalicelib.coupons.schemas")
+order_schemas = LazyNames("chalicelib.orders.schemas")
 
 
 @api.get("/openapi.json", response=contract.Document)
@@ -407,6 +412,55 @@ def stop_campaign(call: Call) -> dict:
     return coupons.stop_campaign(call.params["campaignId"], stopped_by=call.caller.member_id)
 
 
+# --- Orders -------------------------------------------------------------------
+
+@api.post(
+    "/orders",
+    roles=[MEMBER],
+    body=order_schemas.OrderRequest,
+    response=order_schemas.OrderCreated,
+    idempotent=True,
+)
+def create_order(call: Call) -> dict:
+    """Reserve the stock, lock the coupon and freeze the points in one write; answer what wx.requestPayment takes."""
+    return orders.create(call.caller.member_id, call.body)
+
+
+@api.get("/orders/{orderId}", roles=[MEMBER], response=order_schemas.OrderView)
+def get_order(call: Call) -> dict:
+    return orders.order_view(orders.member_order(call.caller.member_id, call.params["orderId"]))
+
+
+@api.get("/members/me/orders", roles=[MEMBER], response=order_schemas.OrderPage)
+def my_orders(call: Call) -> dict:
+    return orders.member_orders(call.caller.member_id, call.limit, call.cursor)
+
+
+@api.post("/orders/{orderId}/cancel", roles=[MEMBER], response=order_schemas.OrderView, idempotent=True)
+def cancel_order(call: Call) -> dict:
+    """Before payment always; after payment until the store accepts it, with a full refund."""
+    return orders.order_view(order_lifecycle.cancel(call.caller.member_id, call.params["orderId"]))
+
+
+@api.post(
+    "/orders/{orderId}/refund",
+    roles=[MEMBER],
+    body=order_schemas.RefundRequest,
+    response=order_schemas.OrderView,
+    idempotent=True,
+)
+def refund_order(call: Call) -> dict:
+    """After completion, within the refund window: the paid amount back, earned points clawed back."""
+    order = order_lifecycle.refund(call.caller.member_id, call.params["orderId"], call.body.reason)
+    return orders.order_view(order)
+
+
+@api.webhook("/webhooks/wechatpay")
+def wechatpay_notification(call: WebhookCall) -> tuple:
+    """WeChat Pay's APIv3 payment and refund notifications: verified, decrypted, applied once."""
+    return order_payments.on_notification(call.headers, call.body)
+
+
 # --- Scheduled jobs ----------------------------------------------------------
 # EventBridge cron runs in UTC; the comments give the Asia/Shanghai time.
 
@@ -441,6 +495,12 @@ def tier_review(event: object) -> dict:
     return tier_review_job.review(jobs.moment_of(event))
 
 
+@app.schedule(Cron("0/5", "*", "*", "*", "?", "*"), name="order-sweeper")
+def order_sweeper_job(event: object) -> dict:
+    # every 5 minutes: unpaid orders past their deadline, payments no execution settled, unconfirmed refunds
+    return order_sweeper.sweep(jobs.moment_of(event))
+
+
 @app.schedule(Cron(0, 19, "*", "*", "?", "*"), name="ledger-audit")
 def ledger_audit(event: object) -> dict:
     # daily 03:00: prove the points ledger's and the inventory's invariants; each breach raises an alarm
@@ -449,12 +509,12 @@ def ledger_audit(event: object) -> dict:
 
 # --- Order state machine tasks ------------------------------------------------
 # Invoked by the order state machine (infra/order.asl.json names each one by its
-# CloudFormation resource name: order_reserve is ${OrderReserve.Arn}). An
-# exception's class name is the error name the state machine's Retry and Catch see.
+# CloudFormation resource name: order_settle_payment is ${OrderSettlePayment.Arn}).
+# An exception's class name is the error name the state machine's Retry and Catch see.
 
-@app.lambda_function(name="order_reserve")
-def order_reserve(event: dict, context: object) -> dict:
-    return orders_flow.reserve(event)
+@app.lambda_function(name="order_settle_payment")
+def order_settle_payment(event: dict, context: object) -> dict:
+    return orders_flow.settle_payment(event)
 
 
 @app.lambda_function(name="order_notify_store")
@@ -462,6 +522,6 @@ def order_notify_store(event: dict, context: object) -> dict:
     return orders_flow.notify_store(event)
 
 
-@app.lambda_function(name="order_cancel")
-def order_cancel(event: dict, context: object) -> dict:
-    return orders_flow.cancel(event)
+@app.lambda_function(name="order_compensate")
+def order_compensate(event: dict, context: object) -> dict:
+    return orders_flow.compensate(event)

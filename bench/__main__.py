@@ -22,6 +22,7 @@ SECTIONS = [
     "bench.appointments",
     "bench.coupons",
     "bench.points",
+    "bench.orders",
 ]
 
 REPORT = Path(__file__).resolve().parent / "REPORT.md"

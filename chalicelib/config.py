@@ -75,6 +75,22 @@ class Settings(BaseModel):
     coupon_code_key_parameter: str | None = None
     coupon_code_ttl_seconds: int = Field(default=300, gt=0, le=300)
 
+    # WeChat Pay APIv3, as an ordinary merchant verifying with WeChat Pay's public key
+    # (chalicelib.wechat.pay). The public key is not secret, but it decides which
+    # notifications are believed, so it comes from SSM like the keys.
+    wxpay_api_base: str = "https://api.mch.weixin.qq.com"
+    wxpay_mchid: str = _demo("1900000001")
+    # The serial number of the merchant API certificate whose private key signs our requests.
+    wxpay_merchant_serial: str = _demo("sandbox-merchant-serial")
+    wxpay_merchant_key: str | None = None
+    wxpay_merchant_key_parameter: str | None = None
+    wxpay_apiv3_key: str | None = None
+    wxpay_apiv3_key_parameter: str | None = None
+    wxpay_public_key: str | None = None
+    wxpay_public_key_parameter: str | None = None
+    wxpay_public_key_id: str = _demo("PUB_KEY_ID_0000000000000000000000000000")
+    wxpay_notify_url: str = _demo("https://example.invalid/webhooks/wechatpay")
+
     guide_binding_days: int = Field(default=90, gt=0)
     idempotency_ttl_seconds: int = Field(default=86400, gt=0)
 

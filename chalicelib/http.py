@@ -42,7 +42,7 @@ from chalicelib.errors import (
     UnsupportedMediaTypeError,
 )
 
-__all__ = ["Admit", "Api", "Call", "Route", "resolve", "DEFAULT_PAGE", "MAX_PAGE", "MAX_PATH_PARAMETER", "GREEDY_PATH"]
+__all__ = ["Admit", "Api", "Call", "Route", "Webhook", "WebhookCall", "resolve", "DEFAULT_PAGE", "MAX_PAGE", "MAX_PATH_PARAMETER", "GREEDY_PATH"]
 
 View = Callable[["Call"], Any]
 # What the edge asks of a verified caller before an authenticated route runs; it raises to refuse.
@@ -103,6 +103,31 @@ class Route:
 
         model = resolve(self.response)
         return isinstance(model, type) and issubclass(model, Page)
+
+
+@dataclass(frozen=True)
+class WebhookCall:
+    """What a webhook receives: the sender's bytes and headers as sent, no token, nothing parsed."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    params: Mapping[str, str]
+    query: Mapping[str, str]
+
+
+# A webhook view answers in its sender's format: (status, content type, body).
+WebhookView = Callable[[WebhookCall], tuple[int, str, bytes | str]]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    method: str
+    path: str
+    view: WebhookView
+
+    @property
+    def name(self) -> str:
+        return self.view.__name__
 
 
 class Call:
@@ -264,6 +289,7 @@ class Api:
         self.app = app
         self._admit = admit
         self._routes: list[Route] = []
+        self._webhooks: list[Webhook] = []
         self._methods: dict[str, set[str]] = {}
         for path in ("/", GREEDY_PATH):
             for method in METHODS:
@@ -276,6 +302,49 @@ class Api:
     @property
     def routes(self) -> tuple[Route, ...]:
         return tuple(self._routes)
+
+    @property
+    def webhooks(self) -> tuple[Webhook, ...]:
+        return tuple(self._webhooks)
+
+    def webhook(self, path: str, method: str = "POST") -> Callable[[WebhookView], WebhookView]:
+        """A route for a partner's calls: raw bytes in, the sender's own answer format out.
+
+        An exception the view lets out is logged and answered 500 with an empty
+        body, which every sender treats as "deliver again".
+        """
+
+        def decorate(view: WebhookView) -> WebhookView:
+            hook = Webhook(method, path, view)
+
+            def handle(**params: str) -> Response:
+                request = self.app.current_request
+                return self._log(request, hook.name, lambda: self._deliver(hook, request, params))
+
+            handle.__name__ = view.__name__
+            self._claim(path, method)
+            self.app.route(path, methods=[method], content_types=_ANY_MEDIA_TYPE)(handle)
+            self._fill_methods(path)
+            self._webhooks.append(hook)
+            return view
+
+        return decorate
+
+    def _deliver(self, hook: Webhook, request: Request, params: Mapping[str, str]) -> Response:
+        from chalicelib.observability import logger
+
+        try:
+            call = WebhookCall(
+                body=request.raw_body or b"",
+                headers={name.lower(): value for name, value in (request.headers or {}).items()},
+                params=dict(params),
+                query=dict(request.query_params or {}),
+            )
+            status, content_type, body = hook.view(call)
+        except Exception:
+            logger().exception("unhandled webhook error", extra={"path": request.path})
+            return Response(body="", status_code=500)
+        return Response(body=body, status_code=status, headers={"Content-Type": content_type} if body else {})
 
     def route(
         self,
@@ -320,17 +389,23 @@ class Api:
     # --- The route table -------------------------------------------------------------------------
 
     def _declare(self, route: Route, handle: Callable[..., Response]) -> None:
-        declared = self._methods.setdefault(route.path, set())
-        if route.method in declared:
-            raise ValueError(f"{route.method} {route.path} is declared twice")
-        declared.add(route.method)
-        # The fallbacks stand for the methods nobody declared; this one is declared now.
-        self.app.routes[route.path].pop(route.method, None)
+        self._claim(route.path, route.method)
         self.app.route(route.path, methods=[route.method], content_types=_ANY_MEDIA_TYPE)(handle)
-        for method in METHODS:
-            if method not in self.app.routes[route.path]:
-                self._fallback(route.path, method, self._method_not_allowed)
+        self._fill_methods(route.path)
         self._routes.append(route)
+
+    def _claim(self, path: str, method: str) -> None:
+        declared = self._methods.setdefault(path, set())
+        if method in declared:
+            raise ValueError(f"{method} {path} is declared twice")
+        declared.add(method)
+        # The fallbacks stand for the methods nobody declared; this one is declared now.
+        self.app.routes[path].pop(method, None)
+
+    def _fill_methods(self, path: str) -> None:
+        for method in METHODS:
+            if method not in self.app.routes[path]:
+                self._fallback(path, method, self._method_not_allowed)
 
     def _fallback(self, path: str, method: str, answer: Callable[[str, str], SiyuError]) -> None:
         def fallback(**_: str) -> Response:

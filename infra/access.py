@@ -53,6 +53,7 @@ READ, SCAN, WRITE, DELETE = Verb.READ, Verb.SCAN, Verb.WRITE, Verb.DELETE
 class Service(Enum):
     START_ORDERS = "start an order's execution of the order state machine"
     ANSWER_ORDER_WAITS = "end a waiting step of an order's execution with its task token"
+    READ_ORDER_EXECUTIONS = "ask whether an order's execution exists and how it ended"
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,18 @@ _SENDS_WECHAT_MESSAGES = {
     "wechat-tokens": READ | WRITE,
 }
 
+# Every call to WeChat Pay signs with the merchant key and verifies the answer with
+# WeChat Pay's public key; notifications are decrypted with the APIv3 key.
+_PAYS = frozenset({"wxpay_merchant_key", "wxpay_apiv3_key", "wxpay_public_key"})
+
+# Closing, refunding and compensating an order give back what it took.
+_MOVES_ORDER_MONEY = {
+    "orders": READ | WRITE,
+    "catalog": READ | WRITE,
+    "coupons": READ | WRITE,
+    "points": READ | WRITE,
+}
+
 ACCESS: dict[str, Access] = {
     API_HANDLER: Access(
         domains={
@@ -80,7 +93,7 @@ ACCESS: dict[str, Access] = {
             "coupons": READ | WRITE,
             "idempotency": READ | WRITE | DELETE,
             "members": READ | WRITE | DELETE,
-            "orders": READ | DELETE,
+            "orders": READ | WRITE | DELETE,
             "points": READ | WRITE,
             "stores": READ | WRITE,
             "wechat": READ | WRITE,
@@ -92,7 +105,7 @@ ACCESS: dict[str, Access] = {
         },
         parameters=frozenset({
             "token_signing_key", "token_signing_key_previous", "wechat_secret", "lookup_hash_key",
-            "lookup_hash_key_previous", "coupon_code_key",
+            "lookup_hash_key_previous", "coupon_code_key", *_PAYS,
         }),
         services=frozenset({Service.START_ORDERS, Service.ANSWER_ORDER_WAITS}),
     ),
@@ -119,12 +132,18 @@ ACCESS: dict[str, Access] = {
             "points-transfers": READ | SCAN,
             "inventory": SCAN,
             "stock-reservations": SCAN,
+            "coupons": READ | SCAN,
+            "orders": READ,
         },
     ),
-    # The order tasks record their step for now; notify_store parks the task token.
-    "order_reserve": Access(),
-    "order_notify_store": Access(tables={"order-task-tokens": WRITE}),
-    "order_cancel": Access(),
+    "order-sweeper": Access(
+        domains={**_MOVES_ORDER_MONEY, "members": READ},
+        parameters=_PAYS,
+        services=frozenset({Service.START_ORDERS, Service.READ_ORDER_EXECUTIONS}),
+    ),
+    "order_settle_payment": Access(domains={"orders": READ | WRITE, "coupons": READ | WRITE, "points": READ | WRITE}),
+    "order_notify_store": Access(tables={"order-task-tokens": WRITE, "orders": READ}),
+    "order_compensate": Access(domains={**_MOVES_ORDER_MONEY, "members": READ}, parameters=_PAYS),
 }
 
 # Only the API issues and checks tokens; a job or a task holding this key could mint an admin's.

@@ -20,13 +20,23 @@ from infra.cfn import get_att, ref
 from infra.functions import Function
 from infra.stage import Stage
 
-__all__ = ["ALARM_TOPIC_RESOURCE", "METRIC_NAMESPACE", "BREACH_METRICS", "API_5XX_RATE", "alarm_resources"]
+__all__ = [
+    "ALARM_TOPIC_RESOURCE", "METRIC_NAMESPACE", "BREACH_METRICS", "MONEY_METRICS", "API_5XX_RATE", "alarm_resources",
+]
 
 ALARM_TOPIC_RESOURCE = "AlarmTopic"
 # chalicelib.observability.count publishes business metrics here, with the dimension service=siyu.
 METRIC_NAMESPACE = "siyu"
 # A job that finds a broken invariant publishes how many it found (none: 0 or nothing).
-BREACH_METRICS = ("LedgerBreaches", "InventoryBreaches")
+BREACH_METRICS = ("LedgerBreaches", "InventoryBreaches", "CouponLockBreaches")
+# Money that did not move as it should: each one is a person to call (orders.lifecycle, orders.payment).
+MONEY_METRICS = {
+    "PaymentAmountMismatch": "A payment notification's amount did not match its order; the order stays unpaid.",
+    "PaidAfterClose": "WeChat Pay took money for a closed order; it is being refunded.",
+    "SecondPayment": "A second transaction arrived for a paid order.",
+    "RefundNotSucceeded": "WeChat Pay reports a refund ABNORMAL or CLOSED: the member has not got the money back.",
+    "CompensationRefused": "An execution failed for an order a store holds; it was not refunded.",
+}
 API_5XX_RATE = 0.05
 _FIVE_MINUTES = 300
 
@@ -74,6 +84,10 @@ def _breach_alarms(stage: Stage) -> dict[str, Any]:
             _metric(METRIC_NAMESPACE, metric, {"service": SERVICE}), period=3600,
         )
         for metric in BREACH_METRICS
+    } | {
+        f"{metric}Alarm": _alarm(stage, _kebab(metric), description,
+                                 _metric(METRIC_NAMESPACE, metric, {"service": SERVICE}))
+        for metric, description in MONEY_METRICS.items()
     }
 
 

@@ -94,10 +94,15 @@ def _table_statements(grants: list[declared.TableGrant], stage: Stage) -> list[d
     return statements
 
 
-def _service_statements(services: frozenset[declared.Service], order_machine_arn: Any) -> list[dict[str, Any]]:
+def _service_statements(
+    services: frozenset[declared.Service], order_machine_arn: Any, stage: Stage
+) -> list[dict[str, Any]]:
     statements = []
     if declared.Service.START_ORDERS in services:
         statements.append(statement("StartOrders", ["states:StartExecution"], [order_machine_arn]))
+    if declared.Service.READ_ORDER_EXECUTIONS in services:
+        executions = arn("states", f"execution:{stage.resource_name('order')}:*")
+        statements.append(statement("ReadOrderExecutions", ["states:DescribeExecution"], [executions]))
     if declared.Service.ANSWER_ORDER_WAITS in services:
         # The task-token calls name no resource; IAM only accepts "*" for them.
         statements.append(statement(
@@ -117,7 +122,7 @@ def _policy(function: Function, access: declared.Access, models: list[Any], stag
     if access.parameters:
         parameters = [arn("ssm", f"parameter{stage.parameter(setting)}") for setting in sorted(access.parameters)]
         statements.append(statement("Parameters", ["ssm:GetParameter"], parameters))
-    statements += _service_statements(access.services, order_machine_arn)
+    statements += _service_statements(access.services, order_machine_arn, stage)
     if function.scheduled:
         statements.append(statement("DeadLetters", ["sqs:SendMessage"], [get_att(DEAD_LETTER_QUEUE_RESOURCE, "Arn")]))
     return {"PolicyName": POLICY_NAME, "PolicyDocument": policy_document(statements)}

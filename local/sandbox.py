@@ -1,4 +1,4 @@
-"""The sandbox: plays WeChat (and later WeChat Pay and the couriers) on loopback.
+"""The sandbox: plays WeChat, WeChat Pay (local/wxpay_sandbox.py) and later the couriers on loopback.
 
 It speaks WeChat's real paths and JSON shapes, so the API's code paths are the
 production ones with only the base URL changed. Dev codes:
@@ -25,6 +25,8 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
+
+from local.wxpay_sandbox import WxPayKeys, WxPayState, register as register_wxpay
 
 __all__ = ["Sandbox", "create_app"]
 
@@ -55,11 +57,18 @@ def _event(job: str, moment: str) -> dict[str, Any]:
     }
 
 
-def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = None) -> Flask:
-    """The sandbox as a WSGI app; `app_module` is siyu's `app` module (for cron)."""
+def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = None,
+               wxpay_keys: WxPayKeys | None = None) -> Flask:
+    """The sandbox as a WSGI app; `app_module` is siyu's `app` module (for cron).
+
+    WeChat Pay signs with `wxpay_keys`, new ones when none are given.
+    """
     sandbox = Flask("siyu-sandbox")
     wechat = _WechatState()
     sandbox.config["wechat"] = wechat
+    sandbox.config["wxpay_keys"] = wxpay_keys = wxpay_keys or WxPayKeys.generate()
+    sandbox.config["wxpay"] = wxpay = WxPayState()
+    register_wxpay(sandbox, wxpay_keys, wxpay)
 
     def valid_token() -> bool:
         token = request.args.get("access_token", "")
@@ -196,9 +205,10 @@ def _job_handler(app_module: Any, job: str) -> Callable[..., Any] | None:
 class Sandbox:
     """The sandbox served on a loopback port in a background thread."""
 
-    def __init__(self, app_module: Any, port: int, lambda_context: Callable[[str], Any] | None = None) -> None:
+    def __init__(self, app_module: Any, port: int, lambda_context: Callable[[str], Any] | None = None,
+                 wxpay_keys: WxPayKeys | None = None) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self.app = create_app(app_module, lambda_context)
+        self.app = create_app(app_module, lambda_context, wxpay_keys)
         self.port = port
         self._server = make_server("127.0.0.1", port, self.app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
@@ -210,6 +220,14 @@ class Sandbox:
     @property
     def wechat(self) -> _WechatState:
         return self.app.config["wechat"]
+
+    @property
+    def wxpay(self) -> WxPayState:
+        return self.app.config["wxpay"]
+
+    @property
+    def wxpay_keys(self) -> WxPayKeys:
+        return self.app.config["wxpay_keys"]
 
     def start(self) -> Sandbox:
         self._thread.start()

@@ -64,6 +64,10 @@ class Stack:
         self.dynamodb = DynamoDBLocal()
         self.dynamodb.start()
         self.aws = _start_aws()
+        from local.wxpay_sandbox import WxPayKeys
+
+        # Made before the settings are read: the API signs and verifies with them.
+        wxpay_keys = WxPayKeys.generate()
         os.environ.update(LOCAL_SECRETS)
         os.environ.update({
             "SIYU_STAGE": "local",
@@ -73,6 +77,7 @@ class Stack:
             "SIYU_AWS_ENDPOINT": self.aws.endpoint if self.aws else "",
             "SIYU_WECHAT_API_BASE": self.sandbox_url,
         })
+        os.environ.update(wxpay_keys.environment(f"{self.api_url}/webhooks/wechatpay", api_base=self.sandbox_url))
         from chalicelib.config import reset_settings
 
         reset_settings()
@@ -82,7 +87,8 @@ class Stack:
             self.aws.deploy(self.app_module)
         from local.sandbox import Sandbox
 
-        self.sandbox = Sandbox(self.app_module, self.sandbox_port, lambda_context=_lambda_context).start()
+        self.sandbox = Sandbox(self.app_module, self.sandbox_port, lambda_context=_lambda_context,
+                               wxpay_keys=wxpay_keys).start()
         if self.seed:
             from local import seed
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,6 +22,17 @@ from local.stack import Stack
 
 def unique(prefix: str = "x") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """`check()`'s first truthy value, asked every 0.1 s; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 class ApiClient:

@@ -31,11 +31,11 @@ def test_the_order_state_machine_waits_for_the_store_with_a_task_token():
 
 def test_a_next_naming_no_state_is_refused():
     definition = order_definition()
-    definition["States"]["Reserve"]["Next"] = "WaitForStoreAcceptanse"
+    definition["States"]["SettlePayment"]["Next"] = "WaitForStoreAcceptanse"
     assert asl.problems(definition) == [
-        "definition.States.Reserve.Next: no state named 'WaitForStoreAcceptanse'",
-        "definition.States.Accepted: not reachable from 'Reserve'",
-        "definition.States.WaitForStoreAcceptance: not reachable from 'Reserve'",
+        "definition.States.SettlePayment.Next: no state named 'WaitForStoreAcceptanse'",
+        "definition.States.Accepted: not reachable from 'SettlePayment'",
+        "definition.States.WaitForStoreAcceptance: not reachable from 'SettlePayment'",
     ]
 
 

@@ -18,9 +18,14 @@ def _deployed(stage: str, **overrides: str) -> dict[str, str]:
         "SIYU_TABLE_PREFIX": f"siyu-{stage}-",
         "SIYU_WECHAT_APPID": "wx5f1c2a9e7d3b4c60",
         **{f"SIYU_{name.upper()}": f"Kq3{name[9:13]}Zx81vTfQm0aLrW" for name in TEMPLATES},
+        "SIYU_WXPAY_MCHID": "1612345678",
+        "SIYU_WXPAY_MERCHANT_SERIAL": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+        "SIYU_WXPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0116123456782025120300000000000001",
+        "SIYU_WXPAY_NOTIFY_URL": f"https://api.{stage}.siyu.example.cn/webhooks/wechatpay",
         **{
             f"SIYU_{name.upper()}_PARAMETER": f"/siyu/{stage}/{name.replace('_', '-')}"
-            for name in ("wechat_secret", "token_signing_key", "lookup_hash_key", "coupon_code_key")
+            for name in ("wechat_secret", "token_signing_key", "lookup_hash_key", "coupon_code_key",
+                         "wxpay_merchant_key", "wxpay_apiv3_key", "wxpay_public_key")
         },
     }
     environ.update(overrides)

@@ -17,11 +17,6 @@ ENDPOINT = re.compile(rf"((?:`(?:{METHOD})`/)*)`({METHOD}) (/[^`?\s]*)")
 
 # The contract's endpoints that no route serves yet. Take a line out when its route lands.
 STILL_TO_BUILD = {
-    ("POST", "/orders"),
-    ("GET", "/orders/{orderId}"),
-    ("GET", "/members/me/orders"),
-    ("POST", "/orders/{orderId}/cancel"),
-    ("POST", "/orders/{orderId}/refund"),
     ("GET", "/store/orders"),
     ("POST", "/store/orders/{orderId}/accept"),
     ("POST", "/store/orders/{orderId}/reject"),
@@ -30,7 +25,6 @@ STILL_TO_BUILD = {
     ("GET", "/guide/customers"),
     ("GET", "/guide/performance"),
     ("GET", "/admin/reports/daily"),
-    ("POST", "/webhooks/wechatpay"),
     ("POST", "/webhooks/courier/{courier}"),
     ("GET", "/webhooks/wechat"),
     ("POST", "/webhooks/wechat"),
@@ -48,6 +42,11 @@ def documented() -> set[tuple[str, str]]:
 
 def routes() -> set[tuple[str, str]]:
     return {(route.method, route.path) for route in app.api.routes}
+
+
+def served_endpoints() -> set[tuple[str, str]]:
+    """The routes and the webhooks (which speak their senders' formats, outside /openapi.json)."""
+    return routes() | {(hook.method, hook.path) for hook in app.api.webhooks}
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +69,13 @@ def test_the_contract_is_read_from_the_repository():
 
 
 def test_every_endpoint_of_the_contract_is_a_route_or_still_to_build():
-    missing = documented() - routes() - STILL_TO_BUILD
+    missing = documented() - served_endpoints() - STILL_TO_BUILD
     assert missing == set(), f"in docs/api.md, served by no route: {sorted(missing)}"
 
 
 def test_what_is_still_to_build_is_in_the_contract_and_not_built_yet():
     assert STILL_TO_BUILD - documented() == set(), "not in docs/api.md"
-    assert STILL_TO_BUILD & routes() == set(), "built: take it off STILL_TO_BUILD"
+    assert STILL_TO_BUILD & served_endpoints() == set(), "built: take it off STILL_TO_BUILD"
 
 
 def test_every_route_is_in_openapi_json_and_nothing_else(served):
@@ -131,7 +130,7 @@ def test_lists_page_and_value_moving_posts_take_an_idempotency_key(served):
 def test_the_lists_of_the_contract_are_pages():
     lists = {
         "/skus", "/stores", "/points/entries", "/coupons/campaigns", "/members/me/coupons",
-        "/members/me/appointments", "/store/appointments", "/admin/campaigns",
+        "/members/me/appointments", "/store/appointments", "/admin/campaigns", "/members/me/orders",
     }
     assert {route.path for route in app.api.routes if route.paged} == lists
 

@@ -121,7 +121,7 @@ def test_the_state_machine_is_the_asl_file_after_substitution(packaged, stage):
 
     deployed = json.loads(asl.substitute(machine["DefinitionString"]["Fn::Sub"], values.__getitem__))
     assert deployed == json.loads(asl.render(values.__getitem__))
-    assert deployed["States"]["Reserve"]["Parameters"]["FunctionName"].endswith(":function:OrderReserve")
+    assert deployed["States"]["SettlePayment"]["Parameters"]["FunctionName"].endswith(":function:OrderSettlePayment")
 
     # The functions find the machine by the ARN its name gives (a Ref would be a dependency cycle).
     arn = template["Globals"]["Function"]["Environment"]["Variables"]["SIYU_STATE_MACHINE_ARN"]["Fn::Sub"]
@@ -254,11 +254,14 @@ def test_the_jobs_touch_only_their_own_tables(packaged, stage):
         arns = granted(template, by_name[name], "dynamodb").get(action, set())
         return {arn.rsplit(f"siyu-{stage}-", 1)[1] for arn in arns if "/index/" not in arn}
 
-    assert tables("ledger-audit", "dynamodb:Scan") == {"points-balances", "points-transfers", "inventory", "stock-reservations"}
+    assert tables("ledger-audit", "dynamodb:Scan") == {
+        "points-balances", "points-transfers", "inventory", "stock-reservations", "coupons",
+    }
     assert tables("ledger-audit", "dynamodb:UpdateItem") == tables("ledger-audit", "dynamodb:PutItem") == set()
     assert tables("points-expiry", "dynamodb:UpdateItem") == {"points-balances", "points-transfers"}
     assert tables("appointment-no-shows", "dynamodb:GetItem") == {"appointments"}
-    assert tables("order_reserve", "dynamodb:GetItem") == set()
+    assert tables("order_notify_store", "dynamodb:PutItem") == {"order-task-tokens"}
+    assert tables("order_notify_store", "dynamodb:GetItem") == {"orders"}
     writers_of_idempotency = {name for name in by_name if "idempotency" in tables(name, "dynamodb:PutItem")}
     assert writers_of_idempotency == {access.API_HANDLER}
     deleters = {name for name, fn in by_name.items() if "dynamodb:DeleteItem" in granted(template, fn, "dynamodb")}
@@ -367,8 +370,10 @@ def test_alarms_watch_breaches_5xx_errors_throttles_executions_and_dead_letters(
     alarms = alarms_by_metric(template)
     resources = template["Resources"]
 
-    (breaches,) = alarms[("siyu", "LedgerBreaches")]
-    assert dimensions(breaches) == {"service": "siyu"}
+    for metric in ("LedgerBreaches", "InventoryBreaches", "CouponLockBreaches", "PaymentAmountMismatch",
+                   "RefundNotSucceeded"):
+        (watched_metric,) = alarms[("siyu", metric)]
+        assert dimensions(watched_metric) == {"service": "siyu"} and watched_metric["Threshold"] == 0, metric
     (api_errors,) = alarms[("AWS/ApiGateway", "5XXError")]
     assert api_errors["Statistic"] == "Average" and 0 < api_errors["Threshold"] < 1  # a rate
     assert dimensions(api_errors) == {"ApiName": resources["RestAPI"]["Properties"]["Name"], "Stage": "api"}

@@ -1,7 +1,11 @@
 """Random sequences of ledger operations, repeats of the same key included: the invariants hold.
 
 Earns go to random lots (so credits to earlier lots lay the line anew), spends
-are reversed at random, lots expire out of order and members merge.
+are reversed at random, lots expire out of order and members merge. Orders
+freeze points (a hold), and the hold is posted, voided or, once posted,
+returned, at random and repeatedly; a void or a return gives the points back
+to the lots they came from, except what a lot that ended meanwhile held
+(those go to `expired`).
 
 A model (dicts of lots and pending amounts) says what each operation should do;
 after every step the ledger must agree with it, and the ledger's invariants must
@@ -17,22 +21,38 @@ from collections import defaultdict
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
-from chalicelib import clock, db
+from chalicelib import clock, db, transact
 from chalicelib.errors import NotFoundError
-from chalicelib.points import audit, ledger
+from chalicelib.points import audit, ledger, service
 from chalicelib.points.config import points_config
-from chalicelib.points.errors import InsufficientPointsError, PendingResolvedError, TransferConflictError
+from chalicelib.points.errors import (
+    HoldMismatchError,
+    InsufficientPointsError,
+    PendingResolvedError,
+    TransferConflictError,
+)
 from chalicelib.points.models import PointsBalance
 from tests.conftest import unique
 
 DAYS = ["2026-03-31", "2026-06-30", "2026-12-31", "2027-12-31"]
 RUN_DAYS = ["2026-04-01", "2026-07-01"]
-SYSTEM_ACCOUNTS = [ledger.ISSUED, ledger.SPENT, ledger.EXPIRED, ledger.ADJUSTMENT]
+SYSTEM_ACCOUNTS = [ledger.ISSUED, ledger.SPENT, ledger.EXPIRED, ledger.ADJUSTMENT, ledger.FROZEN]
+# Holds are resolved as of this moment: the lots of 2026-03-31 and 2026-06-30 have ended, the others have not.
+RESOLVED_AT = dt.datetime(2026, 8, 1, 4, 0, tzinfo=dt.timezone.utc)
 
 members = st.integers(min_value=0, max_value=2)
 keys = st.integers(min_value=0, max_value=3)
+order_keys = st.integers(min_value=0, max_value=1)
 amounts = st.integers(min_value=1, max_value=60)
 days = st.sampled_from(DAYS)
 
@@ -54,6 +74,8 @@ def read_totals(accounts: list[str]) -> tuple[dict[str, PointsBalance | None], i
 
 
 class LedgerMachine(RuleBasedStateMachine):
+    holds = Bundle("holds")  # orders that froze points
+
     def __init__(self) -> None:
         super().__init__()
         self.members = [unique("sm") for _ in range(3)]
@@ -66,9 +88,14 @@ class LedgerMachine(RuleBasedStateMachine):
         self.resolved: dict[str, str] = {}  # pending key -> post | void
         self.expired: set[tuple[str, str, str]] = set()  # (member, day, run day)
         self.merged: set[str] = set()
+        self.held: dict[str, tuple[str, int, dict[str, int]]] = {}  # order -> (member, points, lots taken)
+        self.hold_state: dict[str, str] = {}  # order -> hold | post | void
+        self.returned: set[str] = set()
         self.shards = system_shards()
+        self.frozen_shards = [s for s in self.shards if s.startswith(f"sys:{ledger.FROZEN}#")]
         self.touched: set[str] = set()
         _, self.system_available, self.system_pending = read_totals(self.shards)
+        _, self.frozen_before, _ = read_totals(self.frozen_shards)
 
     def total(self, member: str) -> int:
         return sum(self.lots[member].values())
@@ -208,6 +235,83 @@ class LedgerMachine(RuleBasedStateMachine):
             self.expired.add((member, day, run_day))
             self.lots[member][day] = 0
 
+    def give_back(self, member: str, taken: dict[str, int]) -> None:
+        today = clock.shanghai_date(RESOLVED_AT).isoformat()
+        for day, points in taken.items():
+            if day >= today:
+                self.lots[member][day] += points
+
+    @rule(
+        target=holds, m=members, k=order_keys, points=amounts, day=days, top_up=st.sampled_from([True, True, False])
+    )
+    def freeze(self, m: int, k: int, points: int, day: str, top_up: bool):
+        member = self.members[m]
+        self.touched.add(member)
+        order_id = f"{member}-o{k}"
+        if top_up and self.total(member) < points:  # most orders are placed by members who have the points
+            ledger.earn(member, points, f"adjust#{unique('t')}", "adjust", counterparty=ledger.ADJUSTMENT,
+                        expires_on=day)
+            self.lots[member][day] += points
+        frozen = service.freeze_for_order(member, order_id, points)
+        if order_id in self.held:
+            with pytest.raises(service.AlreadyAppliedError):
+                transact.write(frozen.add_to, replan=True)
+            return multiple()
+        if self.total(member) < points:
+            with pytest.raises(InsufficientPointsError):
+                transact.write(frozen.add_to, replan=True)
+            return multiple()
+        transact.write(frozen.add_to, replan=True)
+        self.held[order_id] = (member, points, self.take(member, points))
+        self.hold_state[order_id] = "hold"
+        return order_id
+
+    @rule(order_id=holds, wrong=st.sampled_from([False, False, False, True]))
+    def post_hold(self, order_id: str, wrong: bool) -> None:
+        member, points, _ = self.held[order_id]
+        self.touched.add(member)
+        if wrong:
+            with pytest.raises(HoldMismatchError):
+                service.post_order_spend(member, order_id, points + 1)
+            return
+        if self.hold_state[order_id] == "void":
+            with pytest.raises(PendingResolvedError):
+                service.post_order_spend(member, order_id, points)
+            return
+        receipt = service.post_order_spend(member, order_id, points)
+        assert receipt.applied == (self.hold_state[order_id] == "hold")
+        self.hold_state[order_id] = "post"
+
+    @rule(order_id=holds)
+    def void_hold(self, order_id: str) -> None:
+        member, _, taken = self.held[order_id]
+        self.touched.add(member)
+        with clock.frozen_at(RESOLVED_AT):
+            if self.hold_state[order_id] == "post":
+                with pytest.raises(PendingResolvedError):
+                    service.void_order_spend(member, order_id)
+                return
+            receipt = service.void_order_spend(member, order_id)
+        assert receipt.applied == (self.hold_state[order_id] == "hold")
+        if receipt.applied:
+            self.hold_state[order_id] = "void"
+            self.give_back(member, taken)
+
+    @rule(order_id=holds)
+    def return_hold(self, order_id: str) -> None:
+        member, _, taken = self.held[order_id]
+        self.touched.add(member)
+        with clock.frozen_at(RESOLVED_AT):
+            if self.hold_state[order_id] != "post":
+                with pytest.raises(PendingResolvedError):
+                    service.return_order_spend(member, order_id)
+                return
+            receipt = service.return_order_spend(member, order_id)
+        assert receipt.applied == (order_id not in self.returned)
+        if receipt.applied:
+            self.returned.add(order_id)
+            self.give_back(member, taken)
+
     @precondition(lambda self: len(self.merged) < 2)
     @rule(source=members, into=members)
     def merge(self, source: int, into: int) -> None:
@@ -241,6 +345,13 @@ class LedgerMachine(RuleBasedStateMachine):
         for key, (member, taken) in self.taken.items():
             # Where each spend started on the line still says what it took, however the line was laid since.
             assert ledger.lots_taken(ledger.find_transfer(member, key), balances[member]) == taken
+        for order_id, (member, _, taken) in self.held.items():
+            hold = ledger.find_transfer(member, f"order#{order_id}#points")
+            assert ledger.lots_taken(hold, balances[member]) == taken
+        # The frozen account holds what the unresolved holds hold.
+        _, frozen, _ = read_totals(self.frozen_shards)
+        held = sum(points for order_id, (_, points, _) in self.held.items() if self.hold_state[order_id] == "hold")
+        assert frozen == self.frozen_before + held
         result = audit.audit(self.touched)
         assert result["breaches"] == 0, result["examples"]
         self.touched.clear()

@@ -4,8 +4,6 @@ Lambda tasks run app.py's handlers in this process, against DynamoDB Local."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,23 +11,13 @@ import pytest
 from chalicelib.aws import stepfunctions
 from chalicelib.errors import UpstreamUnavailableError
 from chalicelib.orders import flow
-from chalicelib.orders.errors import OrderNotWaitingError, OutOfStockError
+from chalicelib.orders.errors import OrderNotWaitingError
 from chalicelib.orders.models import TaskToken
-from tests.conftest import unique
+from tests.conftest import eventually, unique
 
 pytestmark = pytest.mark.usefixtures("stack")
 
 DONE = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def parked_token(order_id: str) -> TaskToken | None:
@@ -60,73 +48,98 @@ def task_outputs(events: list[dict[str, Any]]) -> list[Any]:
     ]
 
 
-def test_an_order_parks_at_store_acceptance_and_resumes_when_the_store_accepts():
+class PermanentTaskError(Exception):
+    """A failure no retry mends."""
+
+
+@pytest.fixture
+def tasks(monkeypatch) -> dict[str, list[str]]:
+    """The money tasks replaced by recorders, so these tests see the machine alone (orders are tested end to end)."""
+    calls: dict[str, list[str]] = {"settle": [], "compensate": []}
+
+    def settle(event: dict[str, Any]) -> dict[str, Any]:
+        calls["settle"].append(event["orderId"])
+        return {"orderId": event["orderId"], "settled": True}
+
+    def compensate(event: dict[str, Any]) -> dict[str, Any]:
+        calls["compensate"].append((event.get("error") or {}).get("Error"))
+        return {"orderId": event["orderId"], "status": "refunding"}
+
+    monkeypatch.setattr(flow, "settle_payment", settle)
+    monkeypatch.setattr(flow, "compensate", compensate)
+    return calls
+
+
+def test_a_paid_order_settles_then_parks_at_store_acceptance_and_resumes_when_the_store_accepts(tasks):
     order_id = unique("order")
-    execution_arn = flow.start(order_id, {"storeId": "s-1"})
+    execution_arn = flow.start(order_id)
     assert execution_arn == flow.execution_arn(order_id)
 
     token = eventually(lambda: parked_token(order_id), what="the store-acceptance token")
     running = stepfunctions().describe_execution(executionArn=execution_arn)
     assert running["status"] == "RUNNING" and running["name"] == order_id
+    assert json.loads(running["input"]) == {"orderId": order_id}
 
     flow.resume(order_id, flow.STORE_ACCEPTANCE, {"accepted": True, "storeId": "s-1"})
 
     done = finished(execution_arn)
     assert done["status"] == "SUCCEEDED"
     output = json.loads(done["output"])
-    assert output["reservation"]["result"] == {"orderId": order_id, "reserved": True}
+    assert output["settlement"]["result"] == {"orderId": order_id, "settled": True}
     assert output["acceptance"] == {"accepted": True, "storeId": "s-1"}
     events = history(execution_arn)
-    assert entered_states(events) == ["Reserve", "WaitForStoreAcceptance", "Accepted"]
-    # The Reserve task's output in the history is what app.order_reserve answered.
-    assert task_outputs(events)[0]["Payload"] == {"orderId": order_id, "reserved": True}
+    assert entered_states(events) == ["SettlePayment", "WaitForStoreAcceptance", "Accepted"]
+    # The task's output in the history is what app.order_settle_payment answered.
+    assert task_outputs(events)[0]["Payload"] == {"orderId": order_id, "settled": True}
     assert token.token and parked_token(order_id) is None
+    assert tasks == {"settle": [order_id], "compensate": []}
 
 
-def test_starting_the_same_order_twice_runs_one_execution():
+def test_starting_the_same_order_twice_runs_one_execution(tasks):
     order_id = unique("order")
-    first = flow.start(order_id, {})
-    second = flow.start(order_id, {})
+    first = flow.start(order_id)
+    second = flow.start(order_id)
     assert first == second
     eventually(lambda: parked_token(order_id), what="the store-acceptance token")
     flow.resume(order_id, flow.STORE_ACCEPTANCE, {"accepted": True})
     assert finished(first)["status"] == "SUCCEEDED"
+    assert tasks["settle"] == [order_id]
 
 
-def test_an_out_of_stock_reservation_is_caught_and_the_order_cancelled(monkeypatch):
-    def out_of_stock(event: dict[str, Any]) -> dict[str, Any]:
-        raise OutOfStockError("sku-1 is out of stock")
+def test_a_settlement_that_cannot_succeed_is_caught_and_compensated(tasks, monkeypatch):
+    def broken(event: dict[str, Any]) -> dict[str, Any]:
+        raise PermanentTaskError("the coupon is gone")
 
-    monkeypatch.setattr(flow, "reserve", out_of_stock)
+    monkeypatch.setattr(flow, "settle_payment", broken)
     order_id = unique("order")
-    execution_arn = flow.start(order_id, {})
+    execution_arn = flow.start(order_id)
 
     done = finished(execution_arn)
     assert done["status"] == "SUCCEEDED"
     output = json.loads(done["output"])
-    assert output["error"]["Error"] == "OutOfStockError"
-    assert output["cancellation"]["result"] == {"orderId": order_id, "cancelled": True, "reason": "OutOfStockError"}
+    assert output["error"]["Error"] == "PermanentTaskError"
+    assert output["compensation"]["result"] == {"orderId": order_id, "status": "refunding"}
     events = history(execution_arn)
-    assert entered_states(events) == ["Reserve", "CancelOrder", "Cancelled"]
+    assert entered_states(events) == ["SettlePayment", "Compensate", "Refunding"]
     failures = [event["taskFailedEventDetails"] for event in events if event["type"] == "TaskFailed"]
-    assert [failure["error"] for failure in failures] == ["OutOfStockError"]
-    assert json.loads(failures[0]["cause"])["errorMessage"] == "sku-1 is out of stock"
-    assert parked_token(order_id) is None
+    assert [failure["error"] for failure in failures] == ["PermanentTaskError"]
+    assert json.loads(failures[0]["cause"])["errorMessage"] == "the coupon is gone"
+    assert tasks["compensate"] == ["PermanentTaskError"] and parked_token(order_id) is None
 
 
-def test_a_transient_failure_is_retried_and_the_order_goes_on(monkeypatch):
+def test_a_transient_failure_is_retried_and_the_order_goes_on(tasks, monkeypatch):
     calls: list[str] = []
-    real_reserve = flow.reserve
+    recorded = flow.settle_payment
 
     def flaky(event: dict[str, Any]) -> dict[str, Any]:
         calls.append(event["orderId"])
         if len(calls) == 1:
             raise UpstreamUnavailableError()
-        return real_reserve(event)
+        return recorded(event)
 
-    monkeypatch.setattr(flow, "reserve", flaky)
+    monkeypatch.setattr(flow, "settle_payment", flaky)
     order_id = unique("order")
-    execution_arn = flow.start(order_id, {})
+    execution_arn = flow.start(order_id)
 
     eventually(lambda: parked_token(order_id), what="the store-acceptance token")
     assert calls == [order_id, order_id]
@@ -136,17 +149,20 @@ def test_a_transient_failure_is_retried_and_the_order_goes_on(monkeypatch):
     assert finished(execution_arn)["status"] == "SUCCEEDED"
 
 
-def test_a_store_rejection_sent_as_task_failure_takes_the_cancel_path():
+def test_a_cancellation_sent_as_task_failure_takes_the_compensation_path(tasks):
     order_id = unique("order")
-    execution_arn = flow.start(order_id, {})
+    execution_arn = flow.start(order_id)
     eventually(lambda: parked_token(order_id), what="the store-acceptance token")
 
-    flow.fail(order_id, flow.STORE_ACCEPTANCE, "StoreRejectedError", "no stock on the shelf")
+    flow.fail(order_id, flow.STORE_ACCEPTANCE, "OrderCancelledError", "cancelled by the member")
 
     done = finished(execution_arn)
     assert done["status"] == "SUCCEEDED"
-    assert json.loads(done["output"])["error"]["Error"] == "StoreRejectedError"
-    assert entered_states(history(execution_arn)) == ["Reserve", "WaitForStoreAcceptance", "CancelOrder", "Cancelled"]
+    assert json.loads(done["output"])["error"]["Error"] == "OrderCancelledError"
+    assert entered_states(history(execution_arn)) == [
+        "SettlePayment", "WaitForStoreAcceptance", "Compensate", "Refunding",
+    ]
+    assert tasks["compensate"] == ["OrderCancelledError"]
 
 
 def test_resuming_an_order_that_is_not_waiting_is_refused():

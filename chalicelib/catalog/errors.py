@@ -11,6 +11,7 @@ __all__ = [
     "AlreadyReservedError",
     "NotHeldError",
     "StockBusyError",
+    "LaunchLimitError",
 ]
 
 
@@ -54,3 +55,15 @@ class StockBusyError(ConflictError):
 
     code = "STOCK_BUSY"
     default_message = "this stock is busy with other orders, try again"
+
+
+class LaunchLimitError(ConflictError):
+    """More of a launch SKU in one order line than a launch allows (`stock.MAX_LAUNCH_QTY`)."""
+
+    code = "LAUNCH_LIMIT"
+    default_message = "too many of a launch SKU in one order"
+
+    def __init__(self, sku_id: str, most: int) -> None:
+        self.sku_id = sku_id
+        self.most = most
+        super().__init__(f"at most {most} of {sku_id} per order")

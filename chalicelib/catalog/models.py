@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 
 from chalicelib.db import SiyuModel
 
 __all__ = [
+    "PointsPrice",
     "Sku",
     "SkusByListing",
     "Stock",
@@ -18,6 +25,9 @@ __all__ = [
     "HELD",
     "RELEASED",
     "COMMITTED",
+    "MAX_SHARDS",
+    "shard_store",
+    "split_store",
 ]
 
 # The value of `Sku.listing` for an active SKU; inactive SKUs carry none and so stay out of the index.
@@ -25,6 +35,19 @@ LISTED = "listed"
 # The central warehouse is a location like any store.
 WAREHOUSE = "warehouse"
 HELD, RELEASED, COMMITTED = "held", "released", "committed"
+# A launch SKU's stock at a location may be split over at most this many shard rows.
+MAX_SHARDS = 32
+
+
+def shard_store(store_id: str, shard: int | None) -> str:
+    """The hash key of a location's stock row: `<storeId>` itself, or `<storeId>#<nn>` for shard nn."""
+    return store_id if shard is None else f"{store_id}#{shard:02d}"
+
+
+def split_store(row_store_id: str) -> tuple[str, int | None]:
+    """`<storeId>#<nn>` -> (storeId, nn); a plain store id -> (storeId, None). Ids never hold '#'."""
+    store_id, _, shard = row_store_id.partition("#")
+    return store_id, (int(shard) if shard else None)
 
 
 class SkusByListing(GlobalSecondaryIndex):
@@ -36,6 +59,13 @@ class SkusByListing(GlobalSecondaryIndex):
 
     listing = UnicodeAttribute(hash_key=True)
     sku_id = UnicodeAttribute(range_key=True)
+
+
+class PointsPrice(MapAttribute):
+    """积分加钱购: one unit for `points` points plus `cash` fen instead of its price."""
+
+    points = NumberAttribute()
+    cash = NumberAttribute()  # fen
 
 
 class Sku(SiyuModel):
@@ -50,6 +80,11 @@ class Sku(SiyuModel):
     image_url = UnicodeAttribute(null=True)
     active = BooleanAttribute(default=True)
     listing = UnicodeAttribute(null=True)
+    points_price = PointsPrice(null=True)
+    # A launch SKU's stock at each location is split over this many shard rows (None: one row).
+    launch_shards = NumberAttribute(null=True)
+    # Set once the SKU has been a launch SKU and never cleared: its stock may sit in shard rows.
+    sharded = BooleanAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
 
@@ -68,8 +103,11 @@ class StockBySku(GlobalSecondaryIndex):
 
 
 class Stock(SiyuModel):
-    """One SKU at one location.
+    """One SKU at one location, or one shard of a launch SKU's stock there.
 
+    An ordinary row is keyed `(storeId, skuId)`; shard nn of a launch SKU's
+    stock is keyed `(<storeId>#<nn>, skuId)` (see `chalicelib.catalog.stock`),
+    so the `by-sku` index finds shard rows under the SKU's own id.
     `available` is always `on_hand - reserved`: every write moves the three
     together, so a condition on `available` (DynamoDB cannot subtract in a
     condition) guards what is really free.
@@ -78,7 +116,7 @@ class Stock(SiyuModel):
     class Meta:
         table = "inventory"
 
-    store_id = UnicodeAttribute(hash_key=True)
+    store_id = UnicodeAttribute(hash_key=True)  # <storeId>, or <storeId>#<nn> for a shard row
     sku_id = UnicodeAttribute(range_key=True)
     on_hand = NumberAttribute(default=0)
     reserved = NumberAttribute(default=0)
@@ -103,6 +141,8 @@ class StockReservation(SiyuModel):
     store_id = UnicodeAttribute()
     sku_id = UnicodeAttribute()
     qty = NumberAttribute()
+    # A launch SKU's line: the rows it holds, "<nn>:<qty>" (or "base:<qty>") joined by ","; absent: the one row.
+    shards = UnicodeAttribute(null=True)
     status = UnicodeAttribute()  # held, released, committed
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()

@@ -7,10 +7,31 @@ from pydantic_core import PydanticCustomError
 
 from chalicelib.validation import Page, RequestModel, ResponseModel, Timestamp
 
-__all__ = ["SkuPut", "InventoryPut", "Sku", "SkuPage", "StockLevel", "MAX_PRICE", "MAX_ON_HAND"]
+__all__ = [
+    "PointsPricePut",
+    "SkuPut",
+    "InventoryPut",
+    "PointsPrice",
+    "Sku",
+    "SkuPage",
+    "StockLevel",
+    "MAX_PRICE",
+    "MAX_POINTS",
+    "MAX_ON_HAND",
+    "MAX_LAUNCH_SHARDS",
+]
 
 MAX_PRICE = 100_000_000  # ¥1,000,000.00
+MAX_POINTS = 100_000_000
 MAX_ON_HAND = 1_000_000
+MAX_LAUNCH_SHARDS = 32  # chalicelib.catalog.models.MAX_SHARDS
+
+
+class PointsPricePut(RequestModel):
+    """积分加钱购: one unit for `points` points plus `cash` fen."""
+
+    points: int = Field(ge=1, le=MAX_POINTS)
+    cash: int = Field(ge=0, le=MAX_PRICE, description="fen")
 
 
 class SkuPut(RequestModel):
@@ -24,6 +45,15 @@ class SkuPut(RequestModel):
     category: str = Field(min_length=1, max_length=32)
     image_url: str | None = Field(default=None, max_length=512, pattern=r"^https://\S+$")
     active: bool = True
+    launch_shards: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LAUNCH_SHARDS,
+        description="a launch SKU: each location's stock is split over this many shards; null: an ordinary SKU",
+    )
+    points_price: PointsPricePut | None = Field(
+        default=None, description="also sold for points plus cash per unit; null: for money only"
+    )
 
     @field_validator("member_price")
     @classmethod
@@ -41,6 +71,13 @@ class InventoryPut(RequestModel):
 # --- Answers -------------------------------------------------------------------------------
 
 
+class PointsPrice(ResponseModel):
+    """积分加钱购: one unit for `points` points plus `cash` fen instead of its price."""
+
+    points: int
+    cash: int = Field(description="fen")
+
+
 class Sku(ResponseModel):
     sku_id: str
     title: str
@@ -49,6 +86,8 @@ class Sku(ResponseModel):
     category: str
     image_url: str | None
     active: bool
+    launch_shards: int | None = Field(description="shards per location of a launch SKU; null: an ordinary SKU")
+    points_price: PointsPrice | None = Field(description="points plus cash per unit; null: for money only")
     updated_at: Timestamp
 
 

@@ -12,8 +12,9 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib import clock, db, transact
+from chalicelib.catalog import shards as rows
 from chalicelib.catalog.errors import BelowReservedError, SkuNotFoundError, StockBusyError
-from chalicelib.catalog.models import LISTED, Sku, Stock
+from chalicelib.catalog.models import LISTED, PointsPrice, Sku, Stock
 from chalicelib.catalog.schemas import SkuPut
 from chalicelib.errors import InvalidRequestError
 
@@ -24,6 +25,10 @@ __all__ = [
     "find_skus",
     "list_skus",
     "sku_view",
+    "sku_key",
+    "stock_key",
+    "is_launch",
+    "available_in",
     "set_on_hand",
     "stock_first_count",
     "stock_level",
@@ -50,12 +55,43 @@ def sku_view(sku: Sku) -> dict[str, Any]:
         "category": sku.category,
         "imageUrl": sku.image_url,
         "active": bool(sku.active),
+        "launchShards": int(sku.launch_shards) if sku.launch_shards is not None else None,
+        "pointsPrice": (
+            {"points": int(sku.points_price.points), "cash": int(sku.points_price.cash)}
+            if sku.points_price is not None else None
+        ),
         "updatedAt": clock.iso(sku.updated_at),
     }
 
 
+def sku_key(sku_id: str) -> tuple[type[Sku], str]:
+    """The key of a SKU for `db.batch_get`."""
+    return Sku, sku_id
+
+
+def stock_key(store_id: str, sku_id: str) -> tuple[type[Stock], tuple[str, str]]:
+    """The key of a location's (ordinary) stock row for `db.batch_get`; a launch SKU's stock is in its shards."""
+    return Stock, (store_id, sku_id)
+
+
+def is_launch(sku: Sku) -> bool:
+    """Whether the SKU's stock is split over shards (pass it to `stock.reserve_lines` in `launch`)."""
+    return bool(sku.launch_shards)
+
+
+def available_in(row: Stock | None) -> int:
+    """What an ordinary stock row read by `stock_key` has free (0 where the location never stocked it)."""
+    return int(row.available) if row is not None else 0
+
+
 def put_sku(sku_id: str, body: SkuPut) -> dict[str, Any]:
-    """Create or replace a SKU in one write; its creation time survives updates."""
+    """Create or replace a SKU in one write; its creation time survives updates.
+
+    A SKU that is or was a launch SKU then has every location the index lists
+    re-laid in its (new) layout, one transaction per location that is not in
+    it yet (see `chalicelib.catalog.stock`); a put that changes nothing
+    about the layout writes no stock.
+    """
     check_id("skuId", sku_id)
     now = clock.now()
     actions = [
@@ -68,10 +104,21 @@ def put_sku(sku_id: str, body: SkuPut) -> dict[str, Any]:
         Sku.listing.set(LISTED) if body.active else Sku.listing.remove(),
         Sku.member_price.set(body.member_price) if body.member_price is not None else Sku.member_price.remove(),
         Sku.image_url.set(body.image_url) if body.image_url is not None else Sku.image_url.remove(),
+        Sku.points_price.set(PointsPrice(points=body.points_price.points, cash=body.points_price.cash))
+        if body.points_price is not None else Sku.points_price.remove(),
+        Sku.launch_shards.set(body.launch_shards) if body.launch_shards else Sku.launch_shards.remove(),
     ]
+    if body.launch_shards:
+        actions.append(Sku.sharded.set(True))  # never cleared: its stock may sit in shard rows from now on
     sku = Sku(sku_id)
     sku.update(actions=actions)
+    if sku.sharded:
+        rows.relay_sku(sku_id, _shards(sku))
     return sku_view(sku)
+
+
+def _shards(sku: Sku) -> int | None:
+    return int(sku.launch_shards) if sku.launch_shards else None
 
 
 def _get(sku_id: str) -> Sku:
@@ -112,16 +159,15 @@ def list_skus(limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]:
 
 # --- Stock levels ----------------------------------------------------------------
 
-def _level(store_id: str, sku_id: str, stock: Stock | None) -> dict[str, Any]:
-    on_hand = int(stock.on_hand) if stock else 0
-    reserved = int(stock.reserved) if stock else 0
-    return {
-        "storeId": store_id,
-        "skuId": sku_id,
-        "onHand": on_hand,
-        "reserved": reserved,
-        "available": int(stock.available) if stock else 0,
-    }
+def _level(store_id: str, sku_id: str, stock: Stock | tuple[int, int, int] | None) -> dict[str, Any]:
+    """The answer for a row, or for a launch SKU's (on hand, reserved, available) summed over its rows."""
+    if isinstance(stock, tuple):
+        on_hand, reserved, available = stock
+    else:
+        on_hand = int(stock.on_hand) if stock else 0
+        reserved = int(stock.reserved) if stock else 0
+        available = int(stock.available) if stock else 0
+    return {"storeId": store_id, "skuId": sku_id, "onHand": on_hand, "reserved": reserved, "available": available}
 
 
 def set_on_hand(store_id: str, sku_id: str, on_hand: int) -> dict[str, Any]:
@@ -131,7 +177,10 @@ def set_on_hand(store_id: str, sku_id: str, on_hand: int) -> dict[str, Any]:
     reservation racing this write sees either the old or the new level, whole.
     """
     check_id("storeId", store_id)
-    _get(sku_id)
+    sku = _get(sku_id)
+    if sku.sharded:
+        # A launch SKU: spread over its shards, in one transaction conditioned on every row it read.
+        return _level(store_id, sku_id, rows.lay_out(store_id, sku_id, _shards(sku), on_hand))
     reserved_or_zero = Stock.reserved | 0
     # The invariant: reserved <= on_hand, i.e. available never negative.
     covers_reserved = Stock.reserved.does_not_exist() | (Stock.reserved <= on_hand)
@@ -155,7 +204,9 @@ def set_on_hand(store_id: str, sku_id: str, on_hand: int) -> dict[str, Any]:
 def stock_first_count(store_id: str, sku_id: str, on_hand: int) -> bool:
     """A location's first count of a SKU: written only where it has no stock row yet."""
     check_id("storeId", store_id)
-    _get(sku_id)
+    sku = _get(sku_id)
+    if sku.sharded:
+        return rows.first_count(store_id, sku_id, on_hand, _shards(sku))
     now = clock.now()
     first = Stock(store_id, sku_id, on_hand=on_hand, reserved=0, available=on_hand, updated_at=now)
     try:
@@ -175,4 +226,6 @@ def stock_level(store_id: str, sku_id: str) -> dict[str, Any]:
     stock, sku = found
     if sku is None:
         raise SkuNotFoundError()
+    if sku.sharded:
+        return _level(store_id, sku_id, rows.level(store_id, sku_id))
     return _level(store_id, sku_id, stock)

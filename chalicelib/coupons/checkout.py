@@ -44,6 +44,10 @@ __all__ = [
     "add_lock",
     "add_use",
     "add_release",
+    "coupon_key",
+    "no_such_coupon",
+    "locked_coupons",
+    "still_locked",
 ]
 
 
@@ -93,6 +97,31 @@ def discount_for(coupon: Coupon, basket: Basket, now: Any = None) -> int:
     if coupon.max_off is not None:
         off = min(off, int(coupon.max_off))
     return off
+
+
+def coupon_key(member_id: str, coupon_id: str) -> tuple[type[Coupon], tuple[str, str]]:
+    """The key of a member's coupon, for a caller's multi-table `db.batch_get`."""
+    return Coupon, (member_id, coupon_id)
+
+
+def no_such_coupon() -> int:
+    raise CouponNotApplicableError("no such coupon")
+
+
+def locked_coupons() -> Any:
+    """Every coupon an unpaid order holds now, as (member id, coupon id, order id): the nightly audit's."""
+    for coupon in Coupon.scan(Coupon.status == LOCKED, consistent_read=True):
+        yield coupon.member_id, coupon.coupon_id, coupon.order_id
+
+
+def still_locked(keys: list[tuple[str, str]]) -> list[tuple[str, str, str | None]]:
+    """Those of these coupons that are locked now, read again consistently."""
+    found = []
+    for member_id, coupon_id in keys:
+        coupon = _find(member_id, coupon_id)
+        if coupon is not None and coupon.status == LOCKED:
+            found.append((member_id, coupon_id, coupon.order_id))
+    return found
 
 
 def quote(member_id: str, coupon_id: str, basket: Basket) -> int:

@@ -1,15 +1,62 @@
-"""Errors of the order flow. A task's exception class name is the Step Functions error name."""
+"""Errors of orders and their flow. A task's exception class name is the Step Functions error name."""
 
 from __future__ import annotations
 
-from chalicelib.errors import ConflictError
+from chalicelib.errors import ConflictError, InvalidRequestError, NotFoundError
 
-__all__ = ["OutOfStockError", "OrderNotWaitingError", "TaskInputError"]
+__all__ = [
+    "OrderNotFoundError",
+    "OutOfRangeError",
+    "NothingToPayError",
+    "NotCancellableError",
+    "NotRefundableError",
+    "AlreadyRefundedError",
+    "RefundWindowClosedError",
+    "OrderBusyError",
+    "OrderNotWaitingError",
+    "OrderCancelledError",
+    "TaskInputError",
+    "NotificationRejected",
+]
 
 
-class OutOfStockError(ConflictError):
-    code = "OUT_OF_STOCK"
-    default_message = "an item of the order is out of stock"
+class OrderNotFoundError(NotFoundError):
+    default_message = "no such order"
+
+
+class OutOfRangeError(ConflictError):
+    code = "OUT_OF_RANGE"
+    default_message = "no store delivers to this address"
+
+
+class NothingToPayError(InvalidRequestError):
+    def __init__(self) -> None:
+        super().__init__("pointsToUse", "must leave at least 1 fen of the order to pay")
+
+
+class NotCancellableError(ConflictError):
+    code = "NOT_CANCELLABLE"
+    default_message = "the store has accepted this order: ask for a refund once it is completed"
+
+
+class NotRefundableError(ConflictError):
+    code = "NOT_REFUNDABLE"
+    default_message = "only a completed order can be refunded"
+
+
+class AlreadyRefundedError(ConflictError):
+    code = "ALREADY_REFUNDED"
+    default_message = "this order has been refunded already"
+
+
+class RefundWindowClosedError(ConflictError):
+    code = "REFUND_WINDOW_CLOSED"
+    default_message = "the refund window of this order has closed"
+
+
+class OrderBusyError(ConflictError):
+    code = "TRY_AGAIN"
+    default_message = "this order is being changed by another request, try again"
 
 
 class OrderNotWaitingError(ConflictError):
@@ -19,5 +66,17 @@ class OrderNotWaitingError(ConflictError):
     default_message = "the order is not waiting for this step"
 
 
+class OrderCancelledError(Exception):
+    """Raised into a waiting execution: the member cancelled, compensate."""
+
+
 class TaskInputError(Exception):
     """The state machine handed a task an input it cannot work with (a definition bug)."""
+
+
+class NotificationRejected(Exception):
+    """A payment notification we refuse: WeChat Pay is told FAIL and nothing changed."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status

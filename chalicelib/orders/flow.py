@@ -1,7 +1,8 @@
 """The order's execution: starting it, its task functions, parking and resuming it.
 
 Every paid order runs as one execution of the state machine in
-infra/order.asl.json, named after the order id. A step that waits for a person
+infra/order.asl.json, named after the order id and started by the payment
+(an unpaid order never costs a state transition). A step that waits for a person
 or a partner (`WaitForStoreAcceptance`, ...) hands its task token to
 `notify_store`, which parks it in `TaskToken`; the call that ends the wait
 (`resume` or `fail`) reads it back and answers Step Functions.
@@ -18,15 +19,16 @@ from typing import Any
 
 from chalicelib import clock
 from chalicelib.config import settings
-from chalicelib.orders.errors import OrderNotWaitingError, TaskInputError
+from chalicelib.orders.errors import OrderCancelledError, OrderNotWaitingError, TaskInputError
 
 __all__ = [
     "STORE_ACCEPTANCE",
     "start",
     "execution_arn",
-    "reserve",
+    "execution_status",
+    "settle_payment",
     "notify_store",
-    "cancel",
+    "compensate",
     "park",
     "resume",
     "fail",
@@ -49,8 +51,8 @@ def execution_arn(order_id: str) -> str:
     return _state_machine_arn().replace(":stateMachine:", ":execution:", 1) + f":{order_id}"
 
 
-def start(order_id: str, payload: dict[str, Any]) -> str:
-    """Start the order's execution; starting it again changes nothing. Answers its ARN."""
+def start(order_id: str) -> str:
+    """Start the paid order's execution; starting it again changes nothing. Answers its ARN."""
     from chalicelib.aws import stepfunctions
 
     client = stepfunctions()
@@ -58,11 +60,22 @@ def start(order_id: str, payload: dict[str, Any]) -> str:
         answer = client.start_execution(
             stateMachineArn=_state_machine_arn(),
             name=order_id,
-            input=json.dumps({**payload, "orderId": order_id}, ensure_ascii=False),
+            input=json.dumps({"orderId": order_id}),
         )
     except client.exceptions.ExecutionAlreadyExists:
         return execution_arn(order_id)
     return answer["executionArn"]
+
+
+def execution_status(order_id: str) -> str | None:
+    """RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED; None if the order has no execution."""
+    from chalicelib.aws import stepfunctions
+
+    client = stepfunctions()
+    try:
+        return client.describe_execution(executionArn=execution_arn(order_id))["status"]
+    except client.exceptions.ExecutionDoesNotExist:
+        return None
 
 
 def _order_id(event: Any) -> str:
@@ -80,31 +93,57 @@ def _log(message: str, **fields: Any) -> None:
 
 # --- Task functions (Lambda handlers in app.py delegate here) -----------------
 
-def reserve(event: dict[str, Any]) -> dict[str, Any]:
-    """Hold the order's stock, coupon and points (first version: records the step)."""
-    order_id = _order_id(event)
-    _log("order reserved", order_id=order_id)
-    return {"orderId": order_id, "reserved": True}
+def settle_payment(event: dict[str, Any]) -> dict[str, Any]:
+    """The coupon used and the points spend posted, now that the order is paid."""
+    from chalicelib.orders import lifecycle
+
+    return lifecycle.settle_payment(_order_id(event))
 
 
 def notify_store(event: dict[str, Any]) -> dict[str, Any]:
-    """Park the execution until the store answers, and tell the store."""
+    """Park the execution until the store answers, and tell the store.
+
+    The token is parked before the order is read: a member's cancellation or
+    a store's acceptance moves the order first and looks for the token after,
+    so one of the two always sees the other.
+    """
+    from chalicelib.orders.models import ACCEPTED, REFUNDING
+    from chalicelib.orders.service import find_order
+
     order_id = _order_id(event)
     step = event.get("step") or STORE_ACCEPTANCE
     token = event.get("taskToken")
     if not isinstance(token, str) or not token:
         raise TaskInputError("the task input has no taskToken")
     park(order_id, step, token)
+    order = find_order(order_id)
+    if order is not None and order.status == REFUNDING:
+        raise OrderCancelledError(order_id)
+    if order is not None and order.status == ACCEPTED:
+        # The store accepted before the execution got here: its resume may have found nothing parked.
+        try:
+            resume(order_id, step, {"storeId": order.store_id})
+        except OrderNotWaitingError:
+            pass  # it found the token after all and answered it
+        return {"orderId": order_id, "accepted": True}
     _log("order waiting for its store", order_id=order_id, step=step)
     return {"orderId": order_id, "parked": step}
 
 
-def cancel(event: dict[str, Any]) -> dict[str, Any]:
-    """Undo what the execution did before a step failed (first version: records the step)."""
+def compensate(event: dict[str, Any]) -> dict[str, Any]:
+    """Undo what the order took and refund it, after any failure past payment."""
+    from chalicelib.orders import lifecycle
+
     order_id = _order_id(event)
-    error = (event.get("error") or {}).get("Error")
-    _log("order cancelled by its execution", order_id=order_id, failed_with=error)
-    return {"orderId": order_id, "cancelled": True, "reason": error}
+    error = (event.get("error") or {}).get("Error") or "failed"
+    _log("order compensated by its execution", order_id=order_id, failed_with=error)
+    return lifecycle.compensate(order_id, _REASONS.get(error, f"the order could not go on ({error})"))
+
+
+_REASONS = {
+    "OrderCancelledError": "cancelled before the store accepted",
+    "States.Timeout": "no store accepted the order in time",
+}
 
 
 # --- Parking and resuming ------------------------------------------------------

@@ -1,12 +1,134 @@
-"""What the order flow keeps between a parked execution and the call that resumes it."""
+"""Orders, and what the order flow keeps between a parked execution and the call that resumes it."""
 
 from __future__ import annotations
 
-from pynamodb.attributes import TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import (
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 
 from chalicelib.db import SiyuModel
 
-__all__ = ["TaskToken"]
+__all__ = [
+    "PENDING_PAYMENT",
+    "PAID",
+    "ACCEPTED",
+    "COMPLETED",
+    "CANCELLED",
+    "REFUNDING",
+    "REFUNDED",
+    "DUE_UNPAID",
+    "DUE_UNSETTLED",
+    "DUE_REFUND",
+    "DUE_SHARDS",
+    "OrderLine",
+    "Address",
+    "TimelineEntry",
+    "Order",
+    "OrdersByMember",
+    "OrdersDue",
+    "TaskToken",
+]
+
+PENDING_PAYMENT, PAID, ACCEPTED, COMPLETED = "pending_payment", "paid", "accepted", "completed"
+CANCELLED, REFUNDING, REFUNDED = "cancelled", "refunding", "refunded"
+
+# What the sweeper must look at, and from when: an order waits for at most one of these at a time.
+DUE_UNPAID = "unpaid"  # its payment deadline
+DUE_UNSETTLED = "unsettled"  # paid: its execution should have settled the payment by then
+DUE_REFUND = "refund"  # WeChat Pay should have confirmed the refund by then
+DUE_SHARDS = 4
+
+
+class OrderLine(MapAttribute):
+    sku_id = UnicodeAttribute()
+    title = UnicodeAttribute()
+    qty = NumberAttribute()
+    unit_price = NumberAttribute()  # fen paid per unit before coupon and points deduction
+    unit_points = NumberAttribute(default=0)  # points per unit of a points-price (积分加钱购) line
+
+
+class Address(MapAttribute):
+    name = UnicodeAttribute()
+    phone = UnicodeAttribute()
+    text = UnicodeAttribute()
+    lat = NumberAttribute()
+    lng = NumberAttribute()
+
+
+class TimelineEntry(MapAttribute):
+    status = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+    note = UnicodeAttribute(null=True)
+
+
+class OrdersByMember(GlobalSecondaryIndex):
+    """A member's orders, newest first."""
+
+    class Meta:
+        index_name = "by-member"
+        projection = AllProjection()
+
+    member_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class OrdersDue(GlobalSecondaryIndex):
+    """Sparse: only orders something is due for (`<kind>#<shard>`), by when; what the sweeper reads."""
+
+    class Meta:
+        index_name = "due"
+        projection = KeysOnlyProjection()
+
+    due_shard = UnicodeAttribute(hash_key=True)
+    due_at = UTCDateTimeAttribute(range_key=True)
+
+
+class Order(SiyuModel):
+    """One order: what was bought, where it is fulfilled, what it costs, and every status it passed.
+
+    Amounts are integer fen: `payable = goods - discount - points_deduction + delivery`.
+    `points_used` is every point the order froze (its deduction plus its points-price lines).
+    """
+
+    class Meta:
+        table = "orders"
+
+    order_id = UnicodeAttribute(hash_key=True)
+    member_id = UnicodeAttribute()
+    openid = UnicodeAttribute()
+    status = UnicodeAttribute()
+    lines = ListAttribute(of=OrderLine)
+    mode = UnicodeAttribute()  # delivery, pickup, express
+    store_id = UnicodeAttribute()  # the location holding the stock (`warehouse` for express)
+    address = Address(null=True)
+    coupon_id = UnicodeAttribute(null=True)
+    points_used = NumberAttribute(default=0)
+    goods = NumberAttribute()
+    discount = NumberAttribute(default=0)
+    points_deduction = NumberAttribute(default=0)
+    delivery = NumberAttribute(default=0)
+    payable = NumberAttribute()
+    pay_deadline = UTCDateTimeAttribute()
+    transaction_id = UnicodeAttribute(null=True)
+    paid_at = UTCDateTimeAttribute(null=True)
+    completed_at = UTCDateTimeAttribute(null=True)
+    refund_no = UnicodeAttribute(null=True)
+    refund_amount = NumberAttribute(null=True)
+    refund_reason = UnicodeAttribute(null=True)
+    timeline = ListAttribute(of=TimelineEntry, default=list)
+    due_shard = UnicodeAttribute(null=True)
+    due_at = UTCDateTimeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+    by_member = OrdersByMember()
+    due = OrdersDue()
 
 
 class TaskToken(SiyuModel):

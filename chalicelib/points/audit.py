@@ -7,10 +7,14 @@ For every member account:
   - the line is whole: it starts at or before `consumed` and reaches past it;
   - pending = the sum of its transfers' pending deltas;
   - version = the number of its transfers (no transfer without its balance change);
-  - no balance, pending amount or lot below zero.
+  - no balance, pending amount or lot below zero;
+  - every transfer that resolves or returns a hold moves exactly the hold's points.
 Over all accounts (members and the system accounts' shards) available and
 pending each sum to zero, and each system account is the mirror of the member
-transfers booked against it.
+transfers booked against it (a transfer's settlement between two system
+accounts, such as a hold's post from `frozen` to `spent`, included). The
+`frozen` account holds exactly the points of the holds not yet resolved (no
+post or void names them).
 
 A scan is not a snapshot: a difference seen while transfers are being written
 is read again (balance, then the account's transfers, consistently) before it
@@ -25,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.points.ledger import FROZEN
 from chalicelib.points.models import SYSTEM_PREFIX, PointsBalance, PointsTransfer
 
 __all__ = ["Breach", "account_breaches", "audit"]
@@ -51,12 +56,24 @@ class _Tally:
     count: int = 0
     lots: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     spends: dict[str, int] = field(default_factory=dict)  # spends that moved the cursor: id -> points
+    holds: dict[str, int] = field(default_factory=dict)  # hold id -> points held
+    resolved: set[str] = field(default_factory=set)  # what a post or void names (a hold or a pending earn)
+    # What names a hold or a pending earn: (its id, transfer id, the points it took out of its counterparty).
+    settling: list[tuple[str, str, int]] = field(default_factory=list)
 
     def add(self, transfer: PointsTransfer) -> None:
         delta = int(transfer.delta or 0)
         self.available += delta
         self.pending += int(transfer.pending_delta or 0)
         self.count += 1
+        if transfer.kind == "hold":
+            self.holds[transfer.transfer_id] = -delta
+        if transfer.pending_id:
+            if transfer.kind in ("post", "void"):
+                self.resolved.add(transfer.pending_id)
+            settlement = transfer.settlement()
+            moved = delta + (settlement[2] if settlement and settlement[0] == transfer.counterparty else 0)
+            self.settling.append((transfer.pending_id, transfer.transfer_id, moved))
         recorded = transfer.lot_amounts()
         if delta < 0 and not recorded:
             self.spends[transfer.transfer_id] = -delta
@@ -110,6 +127,10 @@ def _compare(balance: PointsBalance | None, tally: _Tally, account: str) -> list
     actual_lots = {day: amount for day, amount in lots.items() if amount}
     if expected_lots != actual_lots:
         breaches.append(Breach(account, "lots_not_sum_of_transfers", {"lots": actual_lots, "transfers": expected_lots}))
+    for hold_id, transfer_id, moved in tally.settling:
+        if hold_id in tally.holds and moved != tally.holds[hold_id]:
+            detail = {"hold": hold_id, "transfer": transfer_id, "held": tally.holds[hold_id], "moved": moved}
+            breaches.append(Breach(account, "hold_settled_for_another_amount", detail))
     return breaches
 
 
@@ -147,11 +168,17 @@ def _scan() -> tuple[dict[str, PointsBalance], dict[str, _Tally]]:
         tallies[transfer.account_id].add(transfer)
         if transfer.counterparty != "merge":
             tallies[f"{SYSTEM_PREFIX}{transfer.counterparty}"].available -= int(transfer.delta or 0)
+        settlement = transfer.settlement()
+        if settlement is not None:
+            source, destination, points = settlement
+            tallies[f"{SYSTEM_PREFIX}{source}"].available -= points
+            tallies[f"{SYSTEM_PREFIX}{destination}"].available += points
     return balances, tallies
 
 
 def _global_breaches(balances: dict[str, PointsBalance], tallies: dict[str, _Tally]) -> list[Breach]:
-    """Sum over all accounts is zero; each system account mirrors the transfers booked to it."""
+    """Sum over all accounts is zero; each system account mirrors the transfers booked to it;
+    the frozen account holds what the unresolved holds hold."""
     breaches = []
     total = sum(int(b.available or 0) for b in balances.values())
     total_pending = sum(int(b.pending or 0) for b in balances.values())
@@ -168,6 +195,17 @@ def _global_breaches(balances: dict[str, PointsBalance], tallies: dict[str, _Tal
         if system.get(name, 0) != mirrored.get(name, 0):
             breaches.append(Breach(name, "system_account_not_mirror_of_transfers",
                                    {"balance": system.get(name, 0), "transfers": mirrored.get(name, 0)}))
+    frozen = f"{SYSTEM_PREFIX}{FROZEN}"
+    unresolved = sum(
+        points
+        for account, tally in tallies.items()
+        if not account.startswith(SYSTEM_PREFIX)
+        for hold_id, points in tally.holds.items()
+        if hold_id not in tally.resolved
+    )
+    if system.get(frozen, 0) != unresolved:
+        breaches.append(Breach(frozen, "frozen_not_sum_of_unresolved_holds",
+                               {"balance": system.get(frozen, 0), "holds": unresolved}))
     return breaches
 
 

@@ -10,6 +10,7 @@ __all__ = [
     "PointsCapReachedError",
     "PendingResolvedError",
     "TransferConflictError",
+    "HoldMismatchError",
     "LedgerBusyError",
 ]
 
@@ -41,6 +42,13 @@ class TransferConflictError(ConflictError):
 
     code = "TRANSFER_ID_REUSED"
     default_message = "this transfer id was used for a different movement"
+
+
+class HoldMismatchError(ConflictError):
+    """A points hold was asked to settle an amount other than the one it holds."""
+
+    code = "POINTS_HOLD_MISMATCH"
+    default_message = "the points hold is for another amount"
 
 
 class LedgerBusyError(ConflictError):

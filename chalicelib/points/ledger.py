@@ -7,6 +7,8 @@ A movement writes, in a single round trip (labels as the composer names them):
                           extends the line of lots (newest_lot <= its lot), a
                           spend moves `consumed` forward (models.py)
     .system       Update  the other side of the double entry (sums to zero)
+    .system.<account>     a settlement's other system account (a hold's post:
+                          frozen -> spent, each its own shard)
     .cap, .activity       when an earning rule is capped or counts toward tiers
 
 Earning and spending read nothing: a credit to the newest lot (or a later
@@ -19,6 +21,10 @@ answers as the first one did; a balance is what the next plan starts from.
 
 A movement can also join a transaction another use composes (`join`), next
 to other domains' items, planned again from what a refusal showed.
+
+An unpaid order's points are a hold (a spend to `frozen`, joining the order's
+transaction), posted in one write with no read (a condition check on the hold
+instead), or voided / returned by a read and a write (see "Holds" below).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from chalicelib import clock, db, transact
 from chalicelib.errors import InvalidRequestError, NotFoundError
 from chalicelib.points.config import points_config
 from chalicelib.points.errors import (
+    HoldMismatchError,
     InsufficientPointsError,
     LedgerBusyError,
     PendingResolvedError,
@@ -62,6 +69,7 @@ from chalicelib.transact import Transaction, TransactionRefusedError
 __all__ = [
     "ISSUED",
     "SPENT",
+    "FROZEN",
     "EXPIRED",
     "CLAWBACK",
     "ADJUSTMENT",
@@ -92,6 +100,12 @@ __all__ = [
     "earn",
     "prepare_spend",
     "spend",
+    "resolve_id",
+    "return_id",
+    "prepare_hold",
+    "post_hold",
+    "void_hold",
+    "return_hold",
     "earn_pending",
     "post_pending",
     "void_pending",
@@ -104,6 +118,8 @@ __all__ = [
 ]
 
 ISSUED, SPENT, EXPIRED, CLAWBACK, ADJUSTMENT, MERGE = "issued", "spent", "expired", "clawback", "adjustment", "merge"
+# Points an unpaid order holds: spent from the member's lots, not yet spent for good.
+FROZEN = "frozen"
 MAX_POINTS = 100_000_000
 
 # Another domain's items joining a movement's transaction (say, a check that the member is live).
@@ -288,6 +304,8 @@ class Movement:
     A credit extends the line (`add_lots`); a spend (`spends`) moves the
     cursor; with `lay_anew` (the balance as read), the line is laid anew
     instead, `take_lots` taken out of it, on condition nothing moved since.
+    With `settles`, points also move between two system accounts (each side
+    its own shard item), recorded on the transfer for the audit.
     Its items are labelled `<label>.transfer`, `<label>.balance`, and so on.
     """
 
@@ -315,6 +333,12 @@ class Movement:
     cap: tuple[str, int] | None = None  # (cap key, times allowed)
     activity: tuple[str, int, int] | None = None  # (month, spend fen, actions)
     book_system: bool = True
+    # Points moved between two system accounts in the same write: (from, to, points).
+    settles: tuple[str, str, int] | None = None
+    # The transfer whose shard the counterparty's side (and a settlement's source) is booked to:
+    # a hold's resolution books back to the shard the hold booked, so no shard goes below zero.
+    book_as: str | None = None
+    shortfall: int | None = None
     # What a refused balance means, when it can mean only one thing (a spend: too few points).
     explain_balance: transact.Explain | None = None
     # A merge plans again on a replay (it then finds nothing left to move) instead of answering it.
@@ -338,6 +362,10 @@ class Movement:
             pending_id=self.pending_id,
             spend_fen=self.spend_fen,
             activity_month=self.activity_month,
+            settled=self.settles[2] if self.settles else None,
+            settled_from=self.settles[0] if self.settles else None,
+            settled_to=self.settles[1] if self.settles else None,
+            shortfall=self.shortfall,
             actor=self.actor,
             created_at=self.created_at,
         )
@@ -345,9 +373,26 @@ class Movement:
     def _books_system(self) -> bool:
         return self.book_system and bool(self.delta or self.pending_delta)
 
+    def _system_sides(self) -> dict[str, tuple[str, int, int]]:
+        """Shard id -> (its account, available, pending) this movement adds to it; nothing that adds nothing."""
+        sides: dict[str, tuple[str, int, int]] = {}
+
+        def book(account: str, by: str, available: int, pending: int = 0) -> None:
+            shard = system_shard(account, by)
+            _, had_available, had_pending = sides.get(shard, (account, 0, 0))
+            sides[shard] = (account, had_available + available, had_pending + pending)
+
+        if self._books_system():
+            book(self.counterparty, self.book_as or self.transfer_id, -self.delta, -self.pending_delta)
+        if self.settles is not None:
+            source, destination, points = self.settles
+            book(source, self.book_as or self.transfer_id, -points)
+            book(destination, self.transfer_id, points)
+        return {shard: side for shard, side in sides.items() if side[1] or side[2]}
+
     @property
     def item_count(self) -> int:
-        own = 2 + int(self._books_system()) + int(self.cap is not None) + int(self.activity is not None)
+        own = 2 + len(self._system_sides()) + int(self.cap is not None) + int(self.activity is not None)
         return own + len(self.also)
 
     def _line(self) -> tuple[list[Action], Condition | None]:
@@ -393,14 +438,15 @@ class Movement:
         txn.update(PointsBalance(self.member_id), actions, condition,
                    label=f"{self.label}.balance", explain=self.explain_balance)
 
-        if self._books_system():
+        # The other side of the double entry (and of a settlement between system accounts).
+        for number, (shard, (account, available, pending)) in enumerate(self._system_sides().items()):
             other_side: list[Action] = []
-            if self.delta:
-                other_side.append(PointsBalance.available.add(-self.delta))
-            if self.pending_delta:
-                other_side.append(PointsBalance.pending.add(-self.pending_delta))
-            txn.update(PointsBalance(system_shard(self.counterparty, self.transfer_id)), other_side,
-                       label=f"{self.label}.system")
+            if available:
+                other_side.append(PointsBalance.available.add(available))
+            if pending:
+                other_side.append(PointsBalance.pending.add(pending))
+            txn.update(PointsBalance(shard), other_side,
+                       label=f"{self.label}.system" if number == 0 else f"{self.label}.system.{account}")
 
         if self.cap is not None:
             key, allowed = self.cap
@@ -583,9 +629,11 @@ class PreparedSpend:
 
 def _spend_movement(
     member_id: str, points: int, transfer_id: str, reason: str, reference: str | None,
-    counterparty: str, actor: str | None,
+    counterparty: str, actor: str | None, kind: str = "posted",
 ) -> Movement:
-    return Movement(member_id, transfer_id, counterparty, reason, reference, delta=-points, spends=True, actor=actor)
+    return Movement(
+        member_id, transfer_id, counterparty, reason, reference, kind=kind, delta=-points, spends=True, actor=actor,
+    )
 
 
 def prepare_spend(
@@ -597,9 +645,10 @@ def prepare_spend(
     *,
     counterparty: str = SPENT,
     actor: str | None = None,
+    kind: str = "posted",
 ) -> PreparedSpend:
     _check_points(points)
-    movement = _spend_movement(member_id, points, transfer_id, reason, reference, counterparty, actor)
+    movement = _spend_movement(member_id, points, transfer_id, reason, reference, counterparty, actor, kind)
     movement.explain_balance = _short_of(points)
     return PreparedSpend(movement)
 
@@ -712,6 +761,160 @@ def void_pending(member_id: str, pending_id: str) -> Receipt:
     return _resolution(member_id, pending_id, "void")
 
 
+# --- Holds: a spend frozen until it is posted, voided or returned ----------------------
+# A hold (`<hold>`, kind `hold`) is a spend to the `frozen` account: it moves
+# `consumed` like any spend, so its start on the line says which lots it took.
+# It is resolved once, by `<hold>#resolve`: a post settles the points from
+# `frozen` to `spent` (the member's points are gone already: delta 0); a void
+# gives them back to their lots. A posted hold can be returned
+# (`<hold>#return`), from `spent` back to its lots.
+#
+# Lapsed lots: what a void or a return gives back to a lot whose day ended
+# before today (Shanghai) goes to the `expired` account instead, in the same
+# write (the transfer's settlement): as if the points had never been held,
+# when the expiry job would have taken them. Nothing expired is ever
+# spendable again, and nothing held lives longer than its lot.
+
+
+def resolve_id(hold_id: str) -> str:
+    """The transfer that resolves a hold, post or void: one of them, once."""
+    return f"{hold_id}#resolve"
+
+
+def return_id(hold_id: str) -> str:
+    """The transfer that gives a posted hold's points back."""
+    return f"{hold_id}#return"
+
+
+def prepare_hold(member_id: str, points: int, hold_id: str, reason: str, reference: str) -> PreparedSpend:
+    """A hold of `points` for the caller's transaction (soonest-expiring lots first); it reads nothing.
+
+    As `prepare_spend`: a short balance explains as InsufficientPointsError, an
+    existing hold raises AlreadyAppliedError.
+    """
+    return prepare_spend(member_id, points, hold_id, reason, reference, counterparty=FROZEN, kind="hold")
+
+
+def _hold_is(member_id: str, hold_id: str, points: int) -> Participant:
+    """A check, in the write, that the hold exists and is for `points` (holds never change)."""
+
+    def explain(old: PointsTransfer | None) -> Exception:
+        if old is None or old.kind != "hold":
+            return NotFoundError("no such points hold")
+        return HoldMismatchError(f"the points hold is for {-int(old.delta)} points, not {points}")
+
+    def add(txn: Transaction) -> None:
+        exists = PointsTransfer.transfer_id.exists() & (PointsTransfer.kind == "hold")
+        txn.condition_check(PointsTransfer, member_id, hold_id, exists & (PointsTransfer.delta == -points),
+                            label="points.hold", explain=explain)
+
+    return add
+
+
+def post_hold(member_id: str, hold_id: str, points: int, reason: str, reference: str | None = None) -> Receipt:
+    """The held points are spent for good: one write, no read (the caller knows `points`).
+
+    It writes `<hold>#resolve` (kind `post`, delta 0), moves `points` from
+    `frozen` to `spent` and counts a transfer on the balance, on condition the
+    hold exists for exactly `points` (else NotFoundError or HoldMismatchError).
+    A replay answers `applied=False`; a hold voided already raises PendingResolvedError.
+    """
+    _check_points(points)
+    created_at = clock.now()
+
+    def plan(seen: PointsBalance | None) -> Movement:
+        return Movement(
+            member_id, resolve_id(hold_id), FROZEN, reason, reference, kind="post", pending_id=hold_id,
+            settles=(FROZEN, SPENT, points), book_as=hold_id, created_at=created_at,
+            also=[_hold_is(member_id, hold_id, points)],
+        )
+
+    try:
+        return apply(member_id, plan, strict=False)
+    except TransferConflictError as exc:
+        raise PendingResolvedError() from exc
+
+
+def _hold_state(
+    member_id: str, hold_id: str
+) -> tuple[PointsBalance, PointsTransfer | None, PointsTransfer | None, PointsTransfer | None]:
+    """The balance, the hold, its resolution and its return: one round trip, read consistently."""
+    balance, hold, resolution, returned = db.batch_get([
+        (PointsBalance, member_id),
+        (PointsTransfer, (member_id, hold_id)),
+        (PointsTransfer, (member_id, resolve_id(hold_id))),
+        (PointsTransfer, (member_id, return_id(hold_id))),
+    ])
+    if hold is not None and hold.kind != "hold":
+        raise NotFoundError("no such points hold")
+    return remember(balance or PointsBalance.empty(member_id)), hold, resolution, returned
+
+
+def _give_back(
+    member_id: str, hold: PointsTransfer, balance: PointsBalance, transfer_id: str, *,
+    kind: str, counterparty: str, book_as: str, reason: str,
+) -> Receipt:
+    """Credit a hold's points back to the lots it took (those lapsed since: to `expired`)."""
+    points = -int(hold.delta)
+    created_at = clock.now()
+    today = clock.shanghai_date(created_at).isoformat()
+
+    def plan(seen: PointsBalance | None) -> Movement:
+        current = seen or balance
+        lots = lots_taken(hold, current)
+        if sum(lots.values()) != points:
+            raise RuntimeError(f"the lots hold {hold.transfer_id} took are not recorded")
+        live = {day: amount for day, amount in lots.items() if day >= today}
+        lapsed = points - sum(live.values())
+        return credit(
+            current, member_id, transfer_id, counterparty, reason, hold.reference, live,
+            kind=kind, delta=points - lapsed, pending_id=hold.transfer_id, book_as=book_as,
+            settles=(counterparty, EXPIRED, lapsed) if lapsed else None, created_at=created_at,
+        )
+
+    return apply(member_id, plan, strict=False)
+
+
+def void_hold(member_id: str, hold_id: str) -> Receipt | None:
+    """The held points go back to the very lots they came from (lapsed lots: to `expired`).
+
+    Two round trips: one read (balance, hold, resolution) and one write,
+    `<hold>#resolve` (kind `void`), conditioned like `reverse`. None if there
+    is no such hold; a replay answers `applied=False`; a hold posted already
+    raises PendingResolvedError, also when a post wins a race with this void.
+    """
+    balance, hold, resolution, _ = _hold_state(member_id, hold_id)
+    if hold is None:
+        return None
+    if resolution is not None:
+        if resolution.kind != "void":
+            raise PendingResolvedError("these held points were spent already: return them instead")
+        return Receipt.of(resolution, applied=False)
+    try:
+        return _give_back(member_id, hold, balance, resolve_id(hold_id), kind="void", counterparty=FROZEN,
+                          book_as=hold_id, reason=hold.reason)
+    except TransferConflictError as exc:
+        raise PendingResolvedError("these held points were spent already: return them instead") from exc
+
+
+def return_hold(member_id: str, hold_id: str, reason: str = "refund") -> Receipt | None:
+    """A posted hold's points come back from `spent` to their lots (lapsed lots: to `expired`).
+
+    `<hold>#return`, two round trips as `void_hold`. None if there is no such
+    hold; a replay answers `applied=False`; a hold never posted (unresolved or
+    voided) raises PendingResolvedError: it is voided instead.
+    """
+    balance, hold, resolution, returned = _hold_state(member_id, hold_id)
+    if hold is None:
+        return None
+    if returned is not None:
+        return Receipt.of(returned, applied=False)
+    if resolution is None or resolution.kind != "post":
+        raise PendingResolvedError("these held points were never spent: void the hold instead")
+    return _give_back(member_id, hold, balance, return_id(hold_id), kind="posted", counterparty=SPENT,
+                      book_as=resolve_id(hold_id), reason=reason)
+
+
 # --- Expiry, reversal, clawback ------------------------------------------------------
 
 def expire_lot(
@@ -764,7 +967,10 @@ def reverse(member_id: str, transfer_id: str, reason: str = "refund") -> Receipt
 
 
 def clawback(member_id: str, transfer_id: str, reason: str = "refund") -> Receipt:
-    """Take back points an earn gave, as far as the balance allows (never below zero)."""
+    """Take back points an earn gave, as far as the balance allows (never below zero).
+
+    What it could not take back (spent already) is the clawback transfer's `shortfall`.
+    """
     original = find_transfer(member_id, transfer_id)
     if original is None or int(original.delta) <= 0:
         raise NotFoundError("no such earn")
@@ -772,10 +978,14 @@ def clawback(member_id: str, transfer_id: str, reason: str = "refund") -> Receip
 
     def plan(seen: PointsBalance | None) -> Movement:
         amount = min(int(original.delta), int((seen or read_balance(member_id)).available or 0))
+        shortfall = int(original.delta) - amount or None
         if amount:
-            return _spend_movement(member_id, amount, clawback_id, reason, transfer_id, CLAWBACK, None)
+            movement = _spend_movement(member_id, amount, clawback_id, reason, transfer_id, CLAWBACK, None)
+            movement.shortfall = shortfall
+            return movement
         nothing_left = (PointsBalance.available == 0) | PointsBalance.available.does_not_exist()
-        return Movement(member_id, clawback_id, CLAWBACK, reason, transfer_id, balance_condition=nothing_left)
+        return Movement(member_id, clawback_id, CLAWBACK, reason, transfer_id, balance_condition=nothing_left,
+                        shortfall=shortfall)
 
     return apply(member_id, plan, strict=False)
 

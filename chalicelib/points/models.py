@@ -19,8 +19,14 @@ cannot extend the line (a credit to an earlier lot, an expiry, a merge)
 reads the balance and lays the line anew from `consumed` on, keeping the old
 line's lots as `line_<origin>_<day>` when spends recorded on it need them.
 
-System accounts (`issued`, `spent`, `expired`, ...) are split over shards
-(`sys:spent#07`) so that no single item takes every transfer's write.
+System accounts (`issued`, `spent`, `expired`, `frozen`, ...) are split over
+shards (`sys:spent#07`) so that no single item takes every transfer's write.
+
+Points an unpaid order uses are a hold: a spend to the `frozen` account (kind
+`hold`, moving `consumed` like any spend, so its lots are known), resolved
+once by `<hold>#resolve`: a post (kind `post`, delta 0) settles them from
+`frozen` to `spent`; a void (kind `void`) gives them back to their lots. A
+paid order's refund returns them from `spent` (`<hold>#return`).
 """
 
 from __future__ import annotations
@@ -92,6 +98,8 @@ class PointsTransfer(SiyuModel):
     `delta` is what the transfer did to the member's available points,
     `pending_delta` to its pending points; `lots` maps each lot's expiry day to
     the points the transfer put in (earn) or took out (spend, expiry) of it.
+    `settled` points moved between two system accounts without touching the
+    member's (`settled_from` -> `settled_to`), booked in the same transaction.
     """
 
     class Meta:
@@ -99,15 +107,21 @@ class PointsTransfer(SiyuModel):
 
     account_id = UnicodeAttribute(hash_key=True)
     transfer_id = UnicodeAttribute(range_key=True)
-    counterparty = UnicodeAttribute()  # issued, spent, expired, clawback, adjustment, merge
-    kind = UnicodeAttribute()  # posted, pending, post, void
+    counterparty = UnicodeAttribute()  # issued, spent, expired, clawback, adjustment, merge, frozen
+    kind = UnicodeAttribute()  # posted, pending, hold, post, void
     delta = NumberAttribute(default=0)
     pending_delta = NumberAttribute(default=0)
     lots = MapAttribute(null=True)
     reason = UnicodeAttribute()
     reference = UnicodeAttribute(null=True)
     expires_on = UnicodeAttribute(null=True)  # the lot an earn (or a pending earn) goes to
-    pending_id = UnicodeAttribute(null=True)  # a post or void names its pending transfer
+    pending_id = UnicodeAttribute(null=True)  # a post or void names its pending transfer (or hold)
+    # Points the transfer moved between two system accounts, from `settled_from` to `settled_to`
+    # (a hold's post: frozen -> spent; a hold's points whose lot expired meanwhile: -> expired).
+    settled = NumberAttribute(null=True)
+    settled_from = UnicodeAttribute(null=True)
+    settled_to = UnicodeAttribute(null=True)
+    shortfall = NumberAttribute(null=True)  # a clawback: the points it could not take back (spent already)
     spend_fen = NumberAttribute(null=True)  # order spend counted toward tiers, undone by a void
     activity_month = UnicodeAttribute(null=True)
     actor = UnicodeAttribute(null=True)
@@ -117,6 +131,12 @@ class PointsTransfer(SiyuModel):
 
     def lot_amounts(self) -> dict[str, int]:
         return {day: int(amount) for day, amount in (self.lots.as_dict() if self.lots else {}).items()}
+
+    def settlement(self) -> tuple[str, str, int] | None:
+        """(from, to, points) the transfer moved between system accounts, if it did."""
+        if not self.settled or not self.settled_from or not self.settled_to:
+            return None
+        return self.settled_from, self.settled_to, int(self.settled)
 
 
 class PointsBalance(SiyuModel):

@@ -15,9 +15,14 @@ The `add_*` functions add a movement to a transaction a use case composes
 with another domain's items (a profile's completion and its reward, a POS
 member and its points, a member's tier and the figures it follows from).
 
-Orders earn pending points on completion (`earn_order_points`), post them when
-the return window closes and void them on refund; spent points come back with
-`reverse` and posted ones are clawed back with `clawback`.
+Orders use points in two ways. The points a member pays with are frozen by
+the unpaid order (`freeze_for_order`, joining the order's own transaction),
+spent for good when it is paid (`post_order_spend`), given back to their lots
+when it is cancelled unpaid (`void_order_spend`) and returned when a paid
+order is refunded (`return_order_spend`). The points an order earns are
+pending on completion (`earn_order_points`), posted when the return window
+closes (`post_order_points`) and voided, or clawed back once posted, on a
+refund (`clawback_order_points`).
 """
 
 from __future__ import annotations
@@ -26,11 +31,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from chalicelib import clock
+from chalicelib import clock, db
 from chalicelib.errors import InvalidRequestError
 from chalicelib.points import ledger, rules, tiers
 from chalicelib.points.config import points_config
-from chalicelib.points.errors import AlreadyCheckedInError, InsufficientPointsError
+from chalicelib.points.errors import AlreadyCheckedInError, InsufficientPointsError, PendingResolvedError
 from chalicelib.points.ledger import (
     ADJUSTMENT,
     AlreadyAppliedError,
@@ -95,6 +100,11 @@ __all__ = [
     "earn_order_points",
     "post_order_points",
     "void_order_points",
+    "clawback_order_points",
+    "freeze_for_order",
+    "post_order_spend",
+    "void_order_spend",
+    "return_order_spend",
     "order_points",
 ]
 
@@ -143,7 +153,8 @@ def overview(member_id: str) -> dict[str, Any]:
     }
 
 
-_STATUS = {"posted": "posted", "post": "posted", "pending": "pending", "void": "voided"}
+# A hold (points frozen by an unpaid order) is a pending spend.
+_STATUS = {"posted": "posted", "post": "posted", "pending": "pending", "hold": "pending", "void": "voided"}
 
 
 def entry_view(transfer: PointsTransfer) -> dict[str, Any]:
@@ -356,3 +367,102 @@ def post_order_points(member_id: str, order_id: str) -> Receipt:
 
 def void_order_points(member_id: str, order_id: str) -> Receipt:
     return void_pending(member_id, f"order#{order_id}#earn")
+
+
+def clawback_order_points(member_id: str, order_id: str) -> dict[str, int]:
+    """Undo what a refunded order earned: `{"voided", "clawedBack", "shortfall"}` (points).
+
+    Still pending (the return window open): the pending points are voided and
+    never arrive. Posted: they are clawed back as far as the balance allows.
+    The policy: a clawback never takes a balance below zero. What the member
+    has spent already is the shortfall; it is recorded on the clawback
+    transfer (`order#<id>#earn#resolve#clawback`, its `shortfall`) and logged,
+    and not pursued further. A replay answers the same figures. An order that
+    earned nothing answers zeros.
+    """
+    earn_id = f"order#{order_id}#earn"
+    resolve_id = f"{earn_id}#resolve"
+    answer = {"voided": 0, "clawedBack": 0, "shortfall": 0}
+    earned, resolution = db.batch_get(
+        [(PointsTransfer, (member_id, earn_id)), (PointsTransfer, (member_id, resolve_id))]
+    )
+    if earned is None or earned.kind != "pending":
+        return answer
+    points = int(earned.pending_delta)
+    if resolution is None or resolution.kind == "void":
+        try:
+            void_pending(member_id, earn_id)
+            return {**answer, "voided": points}
+        except PendingResolvedError:
+            pass  # posted while we looked: claw it back
+    receipt = clawback(member_id, resolve_id)
+    clawed = -receipt.delta
+    shortfall = points - clawed
+    if shortfall and receipt.applied:
+        from chalicelib.observability import logger
+
+        logger().warning(
+            "order points clawed back short: the member spent them already",
+            extra={"orderId": order_id, "earned": points, "clawedBack": clawed, "shortfall": shortfall},
+        )
+    return {**answer, "clawedBack": clawed, "shortfall": shortfall}
+
+
+# --- Points an order pays with: frozen, then posted, voided or returned ----------------------
+
+def _hold_id(order_id: str) -> str:
+    return f"order#{order_id}#points"
+
+
+def freeze_for_order(member_id: str, order_id: str, points: int) -> PreparedSpend:
+    """The points an unpaid order pays with, frozen inside the order's own transaction; it reads nothing.
+
+        frozen = points.freeze_for_order(member_id, order_id, 300)
+        transact.write(lambda txn: (frozen.add_to(txn), ...), replan=True)  # with stock, coupon, order
+
+    A spend (`order#<id>#points`, kind `hold`) from the member's available
+    points, soonest-expiring lots first, to the `frozen` account; its start
+    on the line records exactly which lots it took. A refused balance
+    explains as InsufficientPointsError; an existing hold raises
+    AlreadyAppliedError.
+    """
+    return ledger.prepare_hold(member_id, points, _hold_id(order_id), "order", order_id)
+
+
+def post_order_spend(member_id: str, order_id: str, points: int) -> Receipt:
+    """The order was paid: its frozen points are spent for good. One round trip, no read.
+
+    `points` is what the order froze (kept on the order); the write requires
+    the hold to exist for exactly that many (NotFoundError "no such points
+    hold", or HoldMismatchError). It writes `order#<id>#points#resolve` (kind
+    `post`) and moves the points from `frozen` to `spent`. A replay answers
+    `applied=False`; a hold voided already raises PendingResolvedError.
+    """
+    return ledger.post_hold(member_id, _hold_id(order_id), points, "order", order_id)
+
+
+def void_order_spend(member_id: str, order_id: str) -> Receipt | None:
+    """The unpaid order was cancelled: its frozen points go back to the very lots they came from.
+
+    Two round trips (one read of the balance and the hold, one write of
+    `order#<id>#points#resolve`, kind `void`). None if the order froze no
+    points; a replay answers `applied=False`; a hold posted already (the
+    order was paid) raises PendingResolvedError.
+
+    Lapsed lots: points whose lot's day ended before today (Shanghai) while
+    they were frozen do not come back to life. They go to the `expired`
+    account in the same write (the transfer's settlement), as if they had
+    never been frozen and the expiry job had taken them; the transfer's
+    delta is what came back.
+    """
+    return ledger.void_hold(member_id, _hold_id(order_id))
+
+
+def return_order_spend(member_id: str, order_id: str) -> Receipt | None:
+    """A paid order was refunded: the points it spent come back to their lots (`order#<id>#points#return`).
+
+    Two round trips, as `void_order_spend`, with its policy for lapsed lots.
+    None if the order froze no points; a replay answers `applied=False`; a
+    hold never posted raises PendingResolvedError (void it instead).
+    """
+    return ledger.return_hold(member_id, _hold_id(order_id))

@@ -1,0 +1,79 @@
+"""Order policy as configuration: pricing, deadlines, the refund window.
+
+One validated model with the brand's defaults. A stage overrides any part of it
+with the JSON in `SIYU_ORDERS_CONFIG` (its top-level keys replace the defaults'),
+read once, lazily:
+
+    SIYU_ORDERS_CONFIG='{"payment_minutes": 30, "points_per_yuan": 50}'
+
+Money is integer fen and shares are integer percentages, so no float touches a price.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+from pydantic import BaseModel, Field
+
+__all__ = ["DeliveryFee", "OrdersConfig", "orders_config", "reset_orders_config", "CONFIG_ENV"]
+
+CONFIG_ENV = "SIYU_ORDERS_CONFIG"
+
+
+class DeliveryFee(BaseModel):
+    fee: int = Field(ge=0, le=100_000)
+    free_from: int | None = Field(default=None, ge=0)  # goods after discount from which it is free
+
+    def for_goods(self, goods_after_discount: int) -> int:
+        if self.free_from is not None and goods_after_discount >= self.free_from:
+            return 0
+        return self.fee
+
+
+def _default_fees() -> dict[str, DeliveryFee]:
+    return {
+        "delivery": DeliveryFee(fee=600, free_from=9900),
+        "pickup": DeliveryFee(fee=0),
+        "express": DeliveryFee(fee=1000, free_from=19900),
+    }
+
+
+class OrdersConfig(BaseModel):
+    # The sweeper closes an order still unpaid this long after its creation.
+    payment_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # 100 points = 1 yuan: a deduction of n points takes n * 100 // points_per_yuan fen off.
+    points_per_yuan: int = Field(default=100, ge=1, le=10_000)
+    # Points may pay at most this share of the goods after the coupon.
+    points_cap_percent: int = Field(default=50, ge=0, le=100)
+    # Tiers that pay a SKU's member price (others pay its price).
+    member_price_tiers: list[str] = Field(default_factory=lambda: ["pioneer", "geek", "black_gold"])
+    fees: dict[str, DeliveryFee] = Field(default_factory=_default_fees)
+    # A delivery order goes to the nearest of this many stores that deliver to the address and hold every line.
+    delivery_candidates: int = Field(default=5, ge=1, le=10)
+    refund_window_days: int = Field(default=7, ge=0, le=90)
+    # A paid order whose execution has not settled the payment by then is looked at by the sweeper.
+    settle_grace_seconds: int = Field(default=120, ge=10)
+    # A refund WeChat Pay has not confirmed by then is asked about by the sweeper.
+    refund_grace_seconds: int = Field(default=300, ge=10)
+
+    def fee(self, mode: str, goods_after_discount: int) -> int:
+        return self.fees[mode].for_goods(goods_after_discount) if mode in self.fees else 0
+
+    def deduction_fen(self, points: int) -> int:
+        return points * 100 // self.points_per_yuan
+
+    def points_for_fen(self, fen: int) -> int:
+        """The most points whose deduction does not exceed `fen`."""
+        return fen * self.points_per_yuan // 100
+
+
+@functools.cache
+def orders_config() -> OrdersConfig:
+    raw = os.environ.get(CONFIG_ENV)
+    return OrdersConfig.model_validate(json.loads(raw)) if raw else OrdersConfig()
+
+
+def reset_orders_config() -> None:
+    orders_config.cache_clear()

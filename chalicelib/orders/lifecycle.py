@@ -1,0 +1,417 @@
+"""How an order's money moves after creation: payment, closing, cancellation, refunds.
+
+Every move is one conditional write on the order, its decision point (for
+example `pending_payment -> paid` under `payable = amount`), followed by
+effects that each carry their own natural key, so a retry, a duplicate
+notification or the sweeper running the same move again changes nothing:
+
+    paid          the notification's transition; the execution settles the rest
+    closed        asked WeChat Pay first (a lost notification never closes a paid
+                  order), closed there, then the points voided, and the order
+                  cancelled with its stock and coupon given back in one write
+    refunding     a cancellation before the store accepted, a failure in the
+                  execution, or a refund after completion; then the goods, coupon
+                  and points given back and the refund asked of WeChat Pay with
+                  the order's one `out_refund_no`
+    refunded      WeChat Pay's REFUND.SUCCESS (or the sweeper, asking it)
+
+While a move's effects are unfinished the order is on the sweeper's `due`
+index, which the next move's write clears.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib import clock, transact
+from chalicelib.catalog import stock
+from chalicelib.catalog.errors import StockBusyError
+from chalicelib.config import settings
+from chalicelib.coupons import checkout
+from chalicelib.errors import SiyuError
+from chalicelib.orders.config import orders_config
+from chalicelib.orders.errors import (
+    AlreadyRefundedError,
+    NotCancellableError,
+    NotificationRejected,
+    NotRefundableError,
+    OrderBusyError,
+    OrderNotFoundError,
+    OrderNotWaitingError,
+    RefundWindowClosedError,
+)
+from chalicelib.orders.models import (
+    ACCEPTED,
+    CANCELLED,
+    COMPLETED,
+    DUE_REFUND,
+    DUE_UNSETTLED,
+    PAID,
+    PENDING_PAYMENT,
+    REFUNDED,
+    REFUNDING,
+    Order,
+)
+from chalicelib.orders.service import due_shard, find_order, get_order, member_order, timeline_entry
+from chalicelib.points import service as points
+from chalicelib.points.errors import PendingResolvedError
+from chalicelib.transact import Transaction
+
+__all__ = [
+    "apply_payment",
+    "close_unpaid",
+    "cancel",
+    "accept",
+    "complete",
+    "start_refund",
+    "compensate",
+    "give_back",
+    "refund_at_wechat",
+    "apply_refund",
+    "refund",
+    "settle_payment",
+]
+
+# Orders a member may still cancel with a full refund: paid, and no store has taken them.
+_CANCELLABLE_PAID = (PAID,)
+_CLOSED = (CANCELLED, REFUNDING, REFUNDED)
+
+
+def _log(message: str, **fields: Any) -> None:
+    from chalicelib.observability import logger
+
+    logger().info(message, extra=fields)
+
+
+def _alarm(metric: str, message: str, **fields: Any) -> None:
+    from chalicelib.observability import count, logger
+
+    logger().error(message, extra=fields)
+    count(metric)
+
+
+def _step(status: str, at: dt.datetime, note: str | None = None) -> Any:
+    return Order.timeline.set(Order.timeline.append([timeline_entry(status, at, note)]))
+
+
+def _move(order_id: str, actions: list[Any], condition: Any) -> bool:
+    """One conditional write on the order; False if its condition said no."""
+    try:
+        transact.retrying(lambda: Order(order_id).update(actions=actions, condition=condition), busy=OrderBusyError)
+    except UpdateError as exc:
+        if not transact.condition_failed(exc):
+            raise
+        return False
+    return True
+
+
+# --- Payment --------------------------------------------------------------------------------
+
+def _check_transaction(transaction: dict[str, Any]) -> tuple[str, str, int]:
+    current = settings()
+    if transaction.get("mchid") != current.wxpay_mchid or transaction.get("appid") != current.wechat_appid:
+        raise NotificationRejected("the payment is not for this merchant and app")
+    if transaction.get("trade_state") != "SUCCESS":
+        raise NotificationRejected("the transaction did not succeed")
+    order_id, transaction_id = transaction.get("out_trade_no"), transaction.get("transaction_id")
+    total = (transaction.get("amount") or {}).get("total")
+    if not isinstance(order_id, str) or not isinstance(transaction_id, str) or not isinstance(total, int):
+        raise NotificationRejected("the transaction lacks out_trade_no, transaction_id or amount.total")
+    return order_id, transaction_id, total
+
+
+def apply_payment(transaction: dict[str, Any]) -> bool:
+    """A successful WeChat Pay transaction moves its order to `paid`, once, and starts its execution.
+
+    True if this call applied it; False if it had been applied before. Raises
+    NotificationRejected (and changes nothing) when it does not match the order.
+    """
+    from chalicelib.orders import flow
+
+    order_id, transaction_id, total = _check_transaction(transaction)
+    now = clock.now()
+    unpaid_and_same_amount = (Order.status == PENDING_PAYMENT) & (Order.payable == total)
+    applied = _move(order_id, [
+        Order.status.set(PAID),
+        Order.transaction_id.set(transaction_id),
+        Order.paid_at.set(now),
+        _step(PAID, now),
+        Order.due_shard.set(due_shard(DUE_UNSETTLED, order_id)),
+        Order.due_at.set(now + dt.timedelta(seconds=orders_config().settle_grace_seconds)),
+        Order.updated_at.set(now),
+    ], unpaid_and_same_amount)
+    if not applied:
+        order = find_order(order_id)
+        if order is None:
+            raise NotificationRejected("no such order")
+        if order.transaction_id != transaction_id:
+            _refused_payment(order, transaction_id, total)
+            return False
+    flow.start(order_id)
+    if applied:
+        _log("order paid", order_id=order_id, amount=total)
+    return applied
+
+
+def _refused_payment(order: Order, transaction_id: str, total: int) -> None:
+    if order.status == PENDING_PAYMENT:
+        _alarm("PaymentAmountMismatch", "payment amount does not match the order",
+               order_id=order.order_id, paid=total, payable=int(order.payable))
+        raise NotificationRejected("the amount does not match the order")
+    if order.status == CANCELLED and order.transaction_id is None:
+        # WeChat Pay refuses to take money for a closed order; should it have, the money goes back.
+        _alarm("PaidAfterClose", "payment for a closed order: refunding it", order_id=order.order_id)
+        refund_at_wechat(order.order_id, f"{order.order_id}-late", total, total, "订单已关闭")
+        return
+    _alarm("SecondPayment", "a second transaction for a paid order", order_id=order.order_id)
+    raise NotificationRejected("the order was paid by another transaction")
+
+
+def settle_payment(order_id: str) -> dict[str, Any]:
+    """The execution's first step: the coupon used and the points spend posted (one write each)."""
+    order = get_order(order_id)
+    if order.coupon_id:
+        checkout.use(order.member_id, order.coupon_id, order_id)
+    if order.points_used:
+        try:
+            points.post_order_spend(order.member_id, order_id, int(order.points_used))
+        except PendingResolvedError:
+            _log("order points were voided before the payment settled", order_id=order_id)
+    _move(order_id, [Order.due_shard.remove(), Order.due_at.remove()],
+          Order.due_shard == due_shard(DUE_UNSETTLED, order_id))
+    return {"orderId": order_id, "settled": True}
+
+
+# --- Closing an unpaid order -----------------------------------------------------------------
+
+def _paid_at_wechat(order_id: str) -> dict[str, Any] | None:
+    """WeChat Pay's transaction if the member paid after all; otherwise the order is closed there."""
+    from chalicelib.wechat import pay
+
+    found = pay.query_order(order_id)
+    if found is None or found.get("trade_state") in ("CLOSED", "REVOKED", "PAYERROR"):
+        return None
+    if found.get("trade_state") == "SUCCESS":
+        return found
+    try:
+        pay.close_order(order_id)
+    except pay.WxPayRefusedError as exc:
+        if exc.code != "ORDERPAID":
+            raise
+        return pay.query_order(order_id)
+    return None
+
+
+def close_unpaid(order: Order, reason: str, *, ask_wechat: bool = True) -> Order:
+    """Close an unpaid order: stock released, coupon unlocked, frozen points voided."""
+    if ask_wechat:
+        paid = _paid_at_wechat(order.order_id)
+        if paid is not None:
+            apply_payment(paid)
+            return get_order(order.order_id)
+    if order.points_used:
+        points.void_order_spend(order.member_id, order.order_id)
+    holds = stock.holds_of(order.order_id)
+    now = clock.now()
+
+    def build(txn: Transaction) -> None:
+        txn.update(
+            Order(order.order_id),
+            [Order.status.set(CANCELLED), _step(CANCELLED, now, reason), Order.due_shard.remove(),
+             Order.due_at.remove(), Order.updated_at.set(now)],
+            Order.status == PENDING_PAYMENT,
+            label="order",
+            explain=lambda old: _AlreadyClosed(),
+        )
+        for hold in holds:
+            stock.release_hold(txn, hold)
+        if order.coupon_id:
+            checkout.add_release(txn, order.member_id, order.coupon_id, order.order_id)
+
+    try:
+        transact.write(build, busy=StockBusyError)
+    except _AlreadyClosed:
+        pass
+    _log("order closed", order_id=order.order_id, reason=reason)
+    return get_order(order.order_id)
+
+
+class _AlreadyClosed(Exception):
+    pass
+
+
+# --- Cancellation, acceptance, completion ----------------------------------------------------
+
+def cancel(member_id: str, order_id: str) -> Order:
+    """The member cancels: an unpaid order is closed; a paid one no store took yet is refunded in full."""
+    from chalicelib.orders import flow
+
+    order = member_order(member_id, order_id)
+    if order.status == PENDING_PAYMENT:
+        order = close_unpaid(order, "cancelled by the member")
+        if order.status == PENDING_PAYMENT or order.status == CANCELLED:
+            return order
+    if order.status in _CLOSED:
+        return order
+    if order.status not in _CANCELLABLE_PAID:
+        raise NotCancellableError()
+    if not start_refund(order, int(order.payable), "cancelled before the store accepted", Order.status == PAID):
+        current = get_order(order_id)
+        if current.status in _CLOSED:
+            return current
+        raise NotCancellableError()
+    try:
+        flow.fail(order_id, flow.STORE_ACCEPTANCE, "OrderCancelledError", "cancelled by the member")
+    except SiyuError:
+        pass  # not parked yet: the waiting step sees `refunding` when it parks
+    return get_order(order_id)
+
+
+def accept(order_id: str, store_id: str) -> Order:
+    """The store takes the order; from now on the member asks for a refund instead of cancelling."""
+    from chalicelib.orders import flow
+
+    now = clock.now()
+    accepted = _move(order_id, [Order.status.set(ACCEPTED), _step(ACCEPTED, now, store_id), Order.updated_at.set(now)],
+                     (Order.status == PAID) & (Order.store_id == store_id))
+    if not accepted:
+        current = get_order(order_id)
+        if current.status != ACCEPTED or current.store_id != store_id:
+            raise OrderNotWaitingError("the order is not waiting for this store to accept it")
+        # Accepted before, but the execution may not have heard it: tell it again.
+    try:
+        flow.resume(order_id, flow.STORE_ACCEPTANCE, {"storeId": store_id})
+    except SiyuError:
+        pass  # not parked yet: the waiting step sees `accepted` when it parks
+    return get_order(order_id)
+
+
+def complete(order_id: str) -> Order:
+    """The member has the goods: the stock leaves the shelf and the order's points are earned (pending)."""
+    order = get_order(order_id)
+    now = clock.now()
+    if _move(order_id, [Order.status.set(COMPLETED), Order.completed_at.set(now), _step(COMPLETED, now),
+                        Order.updated_at.set(now)],
+             Order.status.is_in(ACCEPTED, "ready", "delivering")):
+        stock.commit_order(order_id)
+        points.earn_order_points(order.member_id, order_id, int(order.payable), _tier_of(order.member_id))
+    return get_order(order_id)
+
+
+def _tier_of(member_id: str) -> str:
+    from chalicelib.members import service as members
+
+    return members.tier_of(member_id)
+
+
+# --- Refunds ------------------------------------------------------------------------------------
+
+def _refund_no(order_id: str) -> str:
+    return f"{order_id}-r"
+
+
+def start_refund(order: Order, amount: int, reason: str, condition: Any) -> bool:
+    """The decision to refund (`refunding`, under `condition`); then the goods, coupon and points go back."""
+    now = clock.now()
+    moved = _move(order.order_id, [
+        Order.status.set(REFUNDING),
+        Order.refund_no.set(_refund_no(order.order_id)),
+        Order.refund_amount.set(amount),
+        Order.refund_reason.set(reason),
+        _step(REFUNDING, now, reason),
+        Order.due_shard.set(due_shard(DUE_REFUND, order.order_id)),
+        Order.due_at.set(now + dt.timedelta(seconds=orders_config().refund_grace_seconds)),
+        Order.updated_at.set(now),
+    ], condition)
+    return moved
+
+
+def compensate(order_id: str, reason: str) -> dict[str, Any]:
+    """The execution failed after payment (or the member cancelled): refund in full and give everything back.
+
+    Only an order no store has accepted is refunded here: once a store holds
+    it, a failure of its acceptance wait (the store accepted as the wait timed
+    out) must not refund goods being packed, so it raises an alarm instead.
+    """
+    order = get_order(order_id)
+    if order.status == PAID:
+        start_refund(order, int(order.payable), reason, Order.status == PAID)
+        order = get_order(order_id)
+    if order.status not in _CLOSED:
+        _alarm("CompensationRefused", "an order a store holds was not refunded by its execution",
+               order_id=order_id, status=order.status, reason=reason)
+        return {"orderId": order_id, "status": order.status}
+    if order.status == REFUNDING:
+        give_back(order)
+        refund_at_wechat(order_id, order.refund_no, int(order.refund_amount), int(order.payable),
+                         order.refund_reason or reason)
+    return {"orderId": order_id, "status": get_order(order_id).status}
+
+
+def give_back(order: Order) -> None:
+    """Undo what a refunded order took, each step once: before completion the stock, coupon and points
+    exactly; after it the points it spent, and the points it earned clawed back."""
+    if order.completed_at is None:
+        stock.release_order(order.order_id)
+        if order.coupon_id and not checkout.restore(order.member_id, order.coupon_id, order.order_id):
+            checkout.release(order.member_id, order.coupon_id, order.order_id)
+    else:
+        points.clawback_order_points(order.member_id, order.order_id)
+    if order.points_used:
+        try:
+            points.return_order_spend(order.member_id, order.order_id)
+        except PendingResolvedError:
+            points.void_order_spend(order.member_id, order.order_id)
+
+
+def refund_at_wechat(order_id: str, refund_no: str | None, amount: int, total: int, reason: str) -> None:
+    from chalicelib.wechat import pay
+
+    if refund_no is None:
+        raise OrderNotFoundError("the order has no refund")
+    answer = pay.refund(order_id, refund_no, amount, total, reason)
+    if answer.get("status") == "SUCCESS":
+        apply_refund({"out_trade_no": order_id, "out_refund_no": refund_no, "refund_status": "SUCCESS"})
+
+
+def apply_refund(resource: dict[str, Any]) -> bool:
+    """WeChat Pay's word on a refund: SUCCESS makes the order `refunded`, once; anything else raises an alarm."""
+    order_id, refund_no = resource.get("out_trade_no"), resource.get("out_refund_no")
+    status = resource.get("refund_status")
+    if not isinstance(order_id, str) or not isinstance(refund_no, str):
+        raise NotificationRejected("the refund lacks out_trade_no or out_refund_no")
+    order = find_order(order_id)
+    if order is None or order.refund_no != refund_no:
+        if refund_no == f"{order_id}-late":
+            return False
+        raise NotificationRejected("no such refund")
+    now = clock.now()
+    if status != "SUCCESS":
+        _alarm("RefundNotSucceeded", "a refund did not succeed", order_id=order_id, refund_status=status)
+        return _move(order_id, [_step(REFUNDING, now, f"refund {status}"), Order.updated_at.set(now)],
+                     Order.status == REFUNDING)
+    return _move(order_id, [
+        Order.status.set(REFUNDED), _step(REFUNDED, now), Order.due_shard.remove(), Order.due_at.remove(),
+        Order.updated_at.set(now),
+    ], (Order.status == REFUNDING) & (Order.refund_no == refund_no))
+
+
+def refund(member_id: str, order_id: str, reason: str) -> Order:
+    """After completion, within the window: the paid amount back, earned points clawed back, spent ones returned."""
+    order = member_order(member_id, order_id)
+    if order.status in (REFUNDING, REFUNDED):
+        raise AlreadyRefundedError()
+    if order.status != COMPLETED or order.completed_at is None:
+        raise NotRefundableError()
+    window_end = order.completed_at + dt.timedelta(days=orders_config().refund_window_days)
+    if clock.now() > window_end:
+        raise RefundWindowClosedError()
+    if not start_refund(order, int(order.payable), reason, Order.status == COMPLETED):
+        raise AlreadyRefundedError()
+    order = get_order(order_id)
+    give_back(order)
+    refund_at_wechat(order_id, order.refund_no, int(order.refund_amount), int(order.payable), reason)
+    return get_order(order_id)

@@ -1,0 +1,56 @@
+"""The nightly audit also proves that every locked coupon belongs to a live unpaid order."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+import app
+from chalicelib import clock
+from chalicelib.coupons import claims
+from chalicelib.coupons.models import AVAILABLE, LOCKED, Coupon
+from chalicelib.orders import lifecycle
+from chalicelib.orders import service as orders
+from chalicelib.orders.schemas import OrderRequest
+from chalicelib.usecases.audit import coupon_lock_breaches
+from tests.coupon_helpers import login_member, new_campaign
+from tests.order_helpers import new_sku, new_store, pickup, remote_spot, stock
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+
+def audit_job() -> dict:
+    from tests.test_infra_access_observed import scheduled_event
+
+    return app.ledger_audit(scheduled_event(clock.now()), None)
+
+
+def test_a_coupon_locked_by_an_order_that_is_no_longer_unpaid_is_a_breach():
+    store = new_store(*remote_spot())
+    sku = new_sku()
+    stock(store, sku, 2)
+    _, member_id, _ = login_member("auditee")
+    coupon_id = claims.claim(member_id, new_campaign(threshold=0, value=100)["campaignId"])["couponId"]
+    order = orders.create(member_id, OrderRequest.model_validate(pickup(store, (sku, 1), couponId=coupon_id)))
+    assert coupon_lock_breaches([member_id]) == []
+    before = audit_job()["couponLocks"]["breaches"]
+
+    lifecycle.cancel(member_id, order["orderId"])
+    # As if the cancellation had lost its coupon release: the lock outlives its order.
+    Coupon(member_id, coupon_id).update(actions=[Coupon.status.set(LOCKED), Coupon.order_id.set(order["orderId"]),
+                                                 Coupon.locked_at.set(clock.now() - dt.timedelta(hours=1))])
+    try:
+        assert audit_job()["couponLocks"]["breaches"] == before + 1
+        assert coupon_lock_breaches([member_id]) == [
+            {"memberId": member_id, "couponId": coupon_id, "orderId": order["orderId"], "orderStatus": "cancelled"},
+        ]
+    finally:
+        Coupon(member_id, coupon_id).update(actions=[Coupon.status.set(AVAILABLE), Coupon.order_id.remove()])
+    assert coupon_lock_breaches([member_id]) == []
+
+
+def test_the_audit_reports_the_inventory_beside_the_ledger():
+    report = audit_job()
+    assert report["inventory"]["breaches"] == 0 and report["inventory"]["checked"] > 0
+    assert report["breaches"] == 0
