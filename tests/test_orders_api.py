@@ -609,3 +609,17 @@ def test_a_paid_order_no_store_accepts_in_time_is_refunded_once_however_often_it
     assert [entry["note"] for entry in refunding] == ["no store accepted the order in time"]
     assert level(store, sku)["reserved"] == 0 and available_points(member_id) == 100
     assert len(sandbox_refunds(stack, order_id)) == 1
+
+
+def test_cancelling_an_order_paid_without_notification_refunds_it_instead_of_closing_it(api, stack, members, store):
+    sku = new_sku()
+    stock(store, sku, 5)
+    _, token = buyer(api, members)
+    order = api.post("/orders", token, json=pickup(store, (sku, 1))).json()
+    pay(stack, order["orderId"], notify=False)
+
+    answer = api.post(f"/orders/{order['orderId']}/cancel", token)
+    assert answer.status_code == 200 and answer.json()["status"] in ("refunding", "refunded")
+    eventually(lambda: order_status(order["orderId"]) == "refunded", what="the refund to be confirmed")
+    assert [r["amount"]["refund"] for r in sandbox_refunds(stack, order["orderId"])] == [order["amounts"]["payable"]]
+    assert level(store, sku)["reserved"] == 0

@@ -205,13 +205,16 @@ def _paid_at_wechat(order_id: str) -> dict[str, Any] | None:
     return None
 
 
-def close_unpaid(order: Order, reason: str, *, ask_wechat: bool = True) -> Order:
-    """Close an unpaid order: stock released, coupon unlocked, frozen points voided."""
-    if ask_wechat:
-        paid = _paid_at_wechat(order.order_id)
-        if paid is not None:
-            apply_payment(paid)
-            return get_order(order.order_id)
+def close_unpaid(order: Order, reason: str) -> Order:
+    """Close an unpaid order: stock released, coupon unlocked, frozen points voided.
+
+    WeChat Pay is asked first and the payment closed there, so the order can
+    no longer be paid; if it was paid after all, the payment is applied instead.
+    """
+    paid = _paid_at_wechat(order.order_id)
+    if paid is not None:
+        apply_payment(paid)
+        return get_order(order.order_id)
     if order.points_used:
         points.void_order_spend(order.member_id, order.order_id)
     holds = stock.holds_of(order.order_id)
@@ -251,9 +254,7 @@ def cancel(member_id: str, order_id: str) -> Order:
 
     order = member_order(member_id, order_id)
     if order.status == PENDING_PAYMENT:
-        order = close_unpaid(order, "cancelled by the member")
-        if order.status == PENDING_PAYMENT or order.status == CANCELLED:
-            return order
+        order = close_unpaid(order, "cancelled by the member")  # paid after all: refunded below
     if order.status in _CLOSED:
         return order
     if order.status not in _CANCELLABLE_PAID:

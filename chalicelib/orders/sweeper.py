@@ -19,6 +19,7 @@ replayed or overlapping run changes nothing twice.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -36,10 +37,12 @@ from chalicelib.orders.models import (
 )
 from chalicelib.orders.service import find_order
 
-__all__ = ["sweep", "MAX_PER_RUN"]
+__all__ = ["sweep", "MAX_PER_RUN", "MAX_SECONDS"]
 
-# A run stops after this many orders; the next run, minutes later, goes on from what is still due.
+# A run stops after this many orders or seconds (the function times out at 30): the next run,
+# five minutes later, goes on from what is still due, since only a settled order leaves the index.
 MAX_PER_RUN = 2000
+MAX_SECONDS = 20.0
 
 
 def _due(kind: str, moment: dt.datetime) -> Iterator[str]:
@@ -98,9 +101,11 @@ def sweep(moment: dt.datetime) -> dict[str, Any]:
     """Look at every order due by `moment` (at most MAX_PER_RUN); counts of what was done."""
     outcomes: Counter[str] = Counter()
     seen = 0
+    stop_at = time.monotonic() + MAX_SECONDS
     for kind, handle in _HANDLERS.items():
         for order_id in _due(kind, moment):
-            if seen >= MAX_PER_RUN:
+            if seen >= MAX_PER_RUN or time.monotonic() > stop_at:
+                outcomes["leftForNextRun"] = 1
                 break
             seen += 1
             order = find_order(order_id)
