@@ -67,6 +67,14 @@ def buyer(api, members: list[str], points: int = 0, tier: str | None = None) -> 
     return member_id, token
 
 
+def coupon_for(member_id: str, value: int, threshold: int) -> str:
+    """A cash coupon (`value` fen off from `threshold`) the member has claimed."""
+    from chalicelib.coupons import claims
+
+    campaign = new_campaign(kind="cash", value=value, threshold=threshold)
+    return claims.claim(member_id, campaign["campaignId"])["couponId"]
+
+
 def pay(stack, order_id: str, notify: bool = True) -> dict[str, Any]:
     answer = requests.post(f"{stack.sandbox_url}/sandbox/wxpay/pay", json={"orderId": order_id, "notify": notify},
                            timeout=30)
@@ -119,10 +127,7 @@ def test_a_pickup_order_reserves_locks_and_freezes_in_one_step_and_offers_the_pa
     sku = new_sku()
     stock(store, sku, 10)
     member_id, token = buyer(api, members, points=1000, tier="pioneer")
-    coupon = new_campaign(kind="cash", value=5000, threshold=100000)
-    from chalicelib.coupons import claims
-
-    coupon_id = claims.claim(member_id, coupon["campaignId"])["couponId"]
+    coupon_id = coupon_for(member_id, value=5000, threshold=100000)
 
     created = api.post("/orders", token, json=pickup(store, (sku, 2), couponId=coupon_id, pointsToUse=800))
     assert created.status_code == 200, created.text
@@ -261,10 +266,7 @@ def test_paying_moves_the_order_to_paid_uses_the_coupon_posts_the_points_and_sta
     sku = new_sku()
     stock(store, sku, 5)
     member_id, token = buyer(api, members, points=500)
-    coupon = new_campaign(kind="cash", value=1000, threshold=0)
-    from chalicelib.coupons import claims
-
-    coupon_id = claims.claim(member_id, coupon["campaignId"])["couponId"]
+    coupon_id = coupon_for(member_id, value=1000, threshold=0)
     order_id = api.post("/orders", token, json=pickup(store, (sku, 1), couponId=coupon_id, pointsToUse=300)) \
         .json()["orderId"]
 
@@ -342,10 +344,7 @@ def test_cancelling_before_payment_gives_everything_back_and_closes_the_payment(
     sku = new_sku()
     stock(store, sku, 5)
     member_id, token = buyer(api, members, points=300)
-    coupon = new_campaign(kind="cash", value=1000, threshold=0)
-    from chalicelib.coupons import claims
-
-    coupon_id = claims.claim(member_id, coupon["campaignId"])["couponId"]
+    coupon_id = coupon_for(member_id, value=1000, threshold=0)
     order_id = api.post("/orders", token, json=pickup(store, (sku, 2), couponId=coupon_id, pointsToUse=300)) \
         .json()["orderId"]
 
@@ -364,10 +363,7 @@ def test_cancelling_a_paid_order_the_store_has_not_accepted_refunds_it_in_full(a
     sku = new_sku()
     stock(store, sku, 5)
     member_id, token = buyer(api, members, points=500)
-    coupon = new_campaign(kind="cash", value=1000, threshold=0)
-    from chalicelib.coupons import claims
-
-    coupon_id = claims.claim(member_id, coupon["campaignId"])["couponId"]
+    coupon_id = coupon_for(member_id, value=1000, threshold=0)
     order = api.post("/orders", token, json=pickup(store, (sku, 1), couponId=coupon_id, pointsToUse=500)).json()
     order_id = order["orderId"]
     pay(stack, order_id)
