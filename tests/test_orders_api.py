@@ -619,3 +619,23 @@ def test_cancelling_an_order_paid_without_notification_refunds_it_instead_of_clo
     eventually(lambda: order_status(order["orderId"]) == "refunded", what="the refund to be confirmed")
     assert [r["amount"]["refund"] for r in sandbox_refunds(stack, order["orderId"])] == [order["amounts"]["payable"]]
     assert level(store, sku)["reserved"] == 0
+
+
+def test_refund_notifications_apply_once_and_an_unknown_refund_is_refused(api, stack, members, store):
+    sku = new_sku()
+    stock(store, sku, 5)
+    _, token = buyer(api, members)
+    order_id = paid_and_waiting(api, stack, token, pickup(store, (sku, 1)))
+    api.post(f"/orders/{order_id}/cancel", token)
+    eventually(lambda: order_status(order_id) == "refunded", what="the refund to be confirmed")
+    (refund,) = sandbox_refunds(stack, order_id)
+    keys = stack.sandbox.wxpay_keys
+    resource = {"out_trade_no": order_id, "out_refund_no": refund["out_refund_no"], "refund_status": "SUCCESS",
+                "mchid": "1900000001", "refund_id": refund["refund_id"]}
+
+    again = _rejected(stack, *keys.notification("REFUND.SUCCESS", resource))
+    assert again.status_code == 204
+    unknown = _rejected(stack, *keys.notification("REFUND.SUCCESS", {**resource, "out_refund_no": "nobody-r"}))
+    assert unknown.status_code == 400 and unknown.json()["code"] == "FAIL"
+    shown = api.get(f"/orders/{order_id}", token).json()
+    assert [e["status"] for e in shown["timeline"]].count("refunded") == 1
