@@ -639,3 +639,27 @@ def test_refund_notifications_apply_once_and_an_unknown_refund_is_refused(api, s
     assert unknown.status_code == 400 and unknown.json()["code"] == "FAIL"
     shown = api.get(f"/orders/{order_id}", token).json()
     assert [e["status"] for e in shown["timeline"]].count("refunded") == 1
+
+
+def test_the_points_an_order_earned_are_posted_when_its_refund_window_closes(api, stack, members, store):
+    from chalicelib.orders import lifecycle
+    from chalicelib.points import ledger
+
+    sku = new_sku()
+    stock(store, sku, 5)
+    member_id, token = buyer(api, members)
+    order_id = paid_and_waiting(api, stack, token, pickup(store, (sku, 1)))
+    lifecycle.accept(order_id, store)
+    completed = lifecycle.complete(order_id)
+    earned = ledger.find_transfer(member_id, f"order#{order_id}#earn")
+    assert earned is not None and earned.kind == "pending" and available_points(member_id) == 0
+
+    window_end = completed.completed_at + dt.timedelta(days=7)
+    assert sweep(stack, window_end - dt.timedelta(hours=1)).get("points_posted", 0) == 0
+    assert available_points(member_id) == 0
+    assert sweep(stack, window_end + dt.timedelta(minutes=1)).get("points_posted", 0) >= 1
+    assert available_points(member_id) == int(earned.pending_delta) > 0
+    assert sweep(stack, window_end + dt.timedelta(minutes=2)).get("points_posted", 0) == 0
+    # Refunded now (the real clock is still inside the window): the posted points are clawed back.
+    refunded = api.post(f"/orders/{order_id}/refund", token, json={"reason": "退货"})
+    assert refunded.status_code == 200 and available_points(member_id) == 0

@@ -47,6 +47,7 @@ from chalicelib.orders.models import (
     ACCEPTED,
     CANCELLED,
     COMPLETED,
+    DUE_EARNED,
     DUE_REFUND,
     DUE_UNSETTLED,
     PAID,
@@ -66,6 +67,7 @@ __all__ = [
     "cancel",
     "accept",
     "complete",
+    "close_refund_window",
     "start_refund",
     "compensate",
     "give_back",
@@ -291,15 +293,35 @@ def accept(order_id: str, store_id: str) -> Order:
 
 
 def complete(order_id: str) -> Order:
-    """The member has the goods: the stock leaves the shelf and the order's points are earned (pending)."""
-    order = get_order(order_id)
+    """The member has the goods: the stock leaves the shelf and the order's points are earned (pending).
+
+    The order is then due when its refund window closes: the sweeper posts the
+    points it earned (and finishes this step's effects, should they have been cut short).
+    """
     now = clock.now()
+    window_end = now + dt.timedelta(days=orders_config().refund_window_days)
     if _move(order_id, [Order.status.set(COMPLETED), Order.completed_at.set(now), _step(COMPLETED, now),
+                        Order.due_shard.set(due_shard(DUE_EARNED, order_id)), Order.due_at.set(window_end),
                         Order.updated_at.set(now)],
              Order.status.is_in(ACCEPTED, "ready", "delivering")):
-        stock.commit_order(order_id)
-        points.earn_order_points(order.member_id, order_id, int(order.payable), _tier_of(order.member_id))
+        _earn(get_order(order_id))
     return get_order(order_id)
+
+
+def _earn(order: Order) -> Any:
+    """The completed order's stock shipped and its points earned, pending; each once."""
+    stock.commit_order(order.order_id)
+    return points.earn_order_points(order.member_id, order.order_id, int(order.payable), _tier_of(order.member_id))
+
+
+def close_refund_window(order: Order) -> bool:
+    """The refund window of a completed order closed: the points it earned are posted, once."""
+    if order.status != COMPLETED:
+        return False
+    if _earn(order) is not None:
+        points.post_order_points(order.member_id, order.order_id)
+    return _move(order.order_id, [Order.due_shard.remove(), Order.due_at.remove()],
+                 Order.due_shard == due_shard(DUE_EARNED, order.order_id))
 
 
 def _tier_of(member_id: str) -> str:

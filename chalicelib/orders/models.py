@@ -25,6 +25,7 @@ __all__ = [
     "DUE_UNPAID",
     "DUE_UNSETTLED",
     "DUE_REFUND",
+    "DUE_EARNED",
     "DUE_SHARDS",
     "OrderLine",
     "Address",
@@ -42,6 +43,7 @@ CANCELLED, REFUNDING, REFUNDED = "cancelled", "refunding", "refunded"
 DUE_UNPAID = "unpaid"  # its payment deadline
 DUE_UNSETTLED = "unsettled"  # paid: its execution should have settled the payment by then
 DUE_REFUND = "refund"  # WeChat Pay should have confirmed the refund by then
+DUE_EARNED = "earned"  # completed: the refund window closes, the points it earned are posted
 DUE_SHARDS = 4
 
 

@@ -11,6 +11,7 @@ is due and nothing else, never a scan:
                does not exist; if it failed, WeChat Pay is asked and the money refunded
     refund     a refund WeChat Pay has not confirmed: asked again; never asked for
                (we stopped before asking), asked for now
+    earned     completed, and its refund window closed: the points it earned are posted
 
 Every move is the same idempotent move the API or the execution makes, so a
 replayed or overlapping run changes nothing twice.
@@ -27,6 +28,7 @@ from typing import Any
 from chalicelib import clock, observability
 from chalicelib.orders import flow, lifecycle
 from chalicelib.orders.models import (
+    DUE_EARNED,
     DUE_REFUND,
     DUE_SHARDS,
     DUE_UNPAID,
@@ -94,7 +96,11 @@ def _refund(order: Order) -> str:
     return "refund_processing"
 
 
-_HANDLERS = {DUE_UNPAID: _unpaid, DUE_UNSETTLED: _unsettled, DUE_REFUND: _refund}
+def _earned(order: Order) -> str:
+    return "points_posted" if lifecycle.close_refund_window(order) else "skipped"
+
+
+_HANDLERS = {DUE_UNPAID: _unpaid, DUE_UNSETTLED: _unsettled, DUE_REFUND: _refund, DUE_EARNED: _earned}
 
 
 def sweep(moment: dt.datetime) -> dict[str, Any]:
