@@ -88,24 +88,18 @@ class _Read:
     """What creation read in its one batch."""
 
     def __init__(self, member_id: str, body: OrderRequest, candidates: list[str]) -> None:
-        self.sku_ids = list(dict.fromkeys(item.sku_id for item in body.items))
-        self.candidates = candidates
+        sku_ids = list(dict.fromkeys(item.sku_id for item in body.items))
+        rows = [(store_id, sku_id) for store_id in candidates for sku_id in sku_ids]
         keys: list[tuple[Any, Any]] = [members.member_key(member_id)]
-        keys += [catalog.sku_key(sku_id) for sku_id in self.sku_ids]
+        keys += [catalog.sku_key(sku_id) for sku_id in sku_ids]
         if body.coupon_id:
             keys.append(checkout.coupon_key(member_id, body.coupon_id))
-        keys += [catalog.stock_key(store_id, sku_id) for store_id in candidates for sku_id in self.sku_ids]
-        found = db.batch_get(keys)
-        self.member = members.live(found[0])
-        self.skus = dict(zip(self.sku_ids, found[1:1 + len(self.sku_ids)]))
-        rest = found[1 + len(self.sku_ids):]
-        self.coupon = rest.pop(0) if body.coupon_id else None
-        self.stock = {
-            (store_id, sku_id): row
-            for (store_id, sku_id), row in zip(
-                [(s, k) for s in candidates for k in self.sku_ids], rest
-            )
-        }
+        keys += [catalog.stock_key(store_id, sku_id) for store_id, sku_id in rows]
+        found = iter(db.batch_get(keys))
+        self.member = members.live(next(found))
+        self.skus = {sku_id: next(found) for sku_id in sku_ids}
+        self.coupon = next(found) if body.coupon_id else None
+        self.stock = dict(zip(rows, found))
 
     def holds_everything(self, store_id: str, quantities: dict[str, int], launch: dict[str, int]) -> bool:
         """Whether the read says the store has every line (a launch SKU's shards were not read: maybe)."""
