@@ -20,7 +20,7 @@ from typing import Any
 
 from pynamodb.exceptions import PutError, UpdateError
 
-from chalicelib import clock, transact
+from chalicelib import clock, db, transact
 from chalicelib.coupons import service
 from chalicelib.coupons.errors import (
     CouponNotApplicableError,
@@ -117,10 +117,10 @@ def locked_coupons() -> Any:
 def still_locked(keys: list[tuple[str, str]]) -> list[tuple[str, str, str | None]]:
     """Those of these coupons that are locked now, read again consistently."""
     found = []
-    for member_id, coupon_id in keys:
-        coupon = _find(member_id, coupon_id)
-        if coupon is not None and coupon.status == LOCKED:
-            found.append((member_id, coupon_id, coupon.order_id))
+    for start in range(0, len(keys), 100):
+        for coupon in db.batch_get([(Coupon, key) for key in keys[start:start + 100]]):
+            if coupon is not None and coupon.status == LOCKED:
+                found.append((coupon.member_id, coupon.coupon_id, coupon.order_id))
     return found
 
 

@@ -71,6 +71,7 @@ __all__ = [
     "start_refund",
     "compensate",
     "give_back",
+    "finish_refund",
     "refund_at_wechat",
     "apply_refund",
     "refund",
@@ -166,7 +167,13 @@ def _refused_payment(order: Order, transaction_id: str, total: int) -> None:
     if order.status == CANCELLED and order.transaction_id is None:
         # WeChat Pay refuses to take money for a closed order; should it have, the money goes back.
         _alarm("PaidAfterClose", "payment for a closed order: refunding it", order_id=order.order_id)
-        refund_at_wechat(order.order_id, f"{order.order_id}-late", total, total, "订单已关闭")
+        now = clock.now()
+        _move(order.order_id, [
+            Order.transaction_id.set(transaction_id), Order.refund_no.set(_refund_no(order.order_id)),
+            Order.refund_amount.set(total), Order.refund_reason.set("订单已关闭"),
+            _step(CANCELLED, now, "paid after it was closed: refunded"), Order.updated_at.set(now),
+        ], (Order.status == CANCELLED) & Order.transaction_id.does_not_exist())
+        refund_at_wechat(get_order(order.order_id))
         return
     _alarm("SecondPayment", "a second transaction for a paid order", order_id=order.order_id)
     raise NotificationRejected("the order was paid by another transaction")
@@ -261,7 +268,7 @@ def cancel(member_id: str, order_id: str) -> Order:
         return order
     if order.status not in _CANCELLABLE_PAID:
         raise NotCancellableError()
-    if not start_refund(order, int(order.payable), "cancelled before the store accepted", Order.status == PAID):
+    if not start_refund(order, "cancelled before the store accepted", Order.status == PAID):
         current = get_order(order_id)
         if current.status in _CLOSED:
             return current
@@ -336,13 +343,13 @@ def _refund_no(order_id: str) -> str:
     return f"{order_id}-r"
 
 
-def start_refund(order: Order, amount: int, reason: str, condition: Any) -> bool:
+def start_refund(order: Order, reason: str, condition: Any) -> bool:
     """The decision to refund (`refunding`, under `condition`); then the goods, coupon and points go back."""
     now = clock.now()
     moved = _move(order.order_id, [
         Order.status.set(REFUNDING),
         Order.refund_no.set(_refund_no(order.order_id)),
-        Order.refund_amount.set(amount),
+        Order.refund_amount.set(int(order.payable)),
         Order.refund_reason.set(reason),
         _step(REFUNDING, now, reason),
         Order.due_shard.set(due_shard(DUE_REFUND, order.order_id)),
@@ -361,16 +368,14 @@ def compensate(order_id: str, reason: str) -> dict[str, Any]:
     """
     order = get_order(order_id)
     if order.status == PAID:
-        start_refund(order, int(order.payable), reason, Order.status == PAID)
+        start_refund(order, reason, Order.status == PAID)
         order = get_order(order_id)
     if order.status not in _CLOSED:
         _alarm("CompensationRefused", "an order a store holds was not refunded by its execution",
                order_id=order_id, status=order.status, reason=reason)
         return {"orderId": order_id, "status": order.status}
     if order.status == REFUNDING:
-        give_back(order)
-        refund_at_wechat(order_id, order.refund_no, int(order.refund_amount), int(order.payable),
-                         order.refund_reason or reason)
+        finish_refund(order)
     return {"orderId": order_id, "status": get_order(order_id).status}
 
 
@@ -390,14 +395,22 @@ def give_back(order: Order) -> None:
             points.void_order_spend(order.member_id, order.order_id)
 
 
-def refund_at_wechat(order_id: str, refund_no: str | None, amount: int, total: int, reason: str) -> None:
+def finish_refund(order: Order) -> None:
+    """What follows the decision to refund, each step once: everything given back, the money asked of WeChat Pay."""
+    give_back(order)
+    refund_at_wechat(order)
+
+
+def refund_at_wechat(order: Order) -> None:
+    """Ask WeChat Pay for the order's one refund (its natural `out_refund_no`); all refunds are full."""
     from chalicelib.wechat import pay
 
-    if refund_no is None:
+    if order.refund_no is None or order.refund_amount is None:
         raise OrderNotFoundError("the order has no refund")
-    answer = pay.refund(order_id, refund_no, amount, total, reason)
+    amount = int(order.refund_amount)
+    answer = pay.refund(order.order_id, order.refund_no, amount, amount, order.refund_reason or "退款")
     if answer.get("status") == "SUCCESS":
-        apply_refund({"out_trade_no": order_id, "out_refund_no": refund_no, "refund_status": "SUCCESS"})
+        apply_refund({"out_trade_no": order.order_id, "out_refund_no": order.refund_no, "refund_status": "SUCCESS"})
 
 
 def apply_refund(resource: dict[str, Any]) -> bool:
@@ -408,8 +421,6 @@ def apply_refund(resource: dict[str, Any]) -> bool:
         raise NotificationRejected("the refund lacks out_trade_no or out_refund_no")
     order = find_order(order_id)
     if order is None or order.refund_no != refund_no:
-        if refund_no == f"{order_id}-late":
-            return False
         raise NotificationRejected("no such refund")
     now = clock.now()
     if status != "SUCCESS":
@@ -425,16 +436,18 @@ def apply_refund(resource: dict[str, Any]) -> bool:
 def refund(member_id: str, order_id: str, reason: str) -> Order:
     """After completion, within the window: the paid amount back, earned points clawed back, spent ones returned."""
     order = member_order(member_id, order_id)
-    if order.status in (REFUNDING, REFUNDED):
-        raise AlreadyRefundedError()
-    if order.status != COMPLETED or order.completed_at is None:
-        raise NotRefundableError()
-    window_end = order.completed_at + dt.timedelta(days=orders_config().refund_window_days)
-    if clock.now() > window_end:
-        raise RefundWindowClosedError()
-    if not start_refund(order, int(order.payable), reason, Order.status == COMPLETED):
-        raise AlreadyRefundedError()
+    window_opened_since = clock.now() - dt.timedelta(days=orders_config().refund_window_days)
+    completed_within_window = (Order.status == COMPLETED) & (Order.completed_at >= window_opened_since)
+    if not start_refund(order, reason, completed_within_window):
+        raise _why_not_refundable(get_order(order_id))
     order = get_order(order_id)
-    give_back(order)
-    refund_at_wechat(order_id, order.refund_no, int(order.refund_amount), int(order.payable), reason)
+    finish_refund(order)
     return get_order(order_id)
+
+
+def _why_not_refundable(order: Order) -> Exception:
+    if order.status in (REFUNDING, REFUNDED):
+        return AlreadyRefundedError()
+    if order.status != COMPLETED:
+        return NotRefundableError()
+    return RefundWindowClosedError()

@@ -85,9 +85,7 @@ def _refund(order: Order) -> str:
         return "skipped"
     known = pay.query_refund(order.refund_no)
     if known is None:
-        lifecycle.give_back(order)
-        lifecycle.refund_at_wechat(order.order_id, order.refund_no, int(order.refund_amount), int(order.payable),
-                                   order.refund_reason or "refund")
+        lifecycle.finish_refund(order)
         return "refund_requested"
     if known.get("status") in ("SUCCESS", "ABNORMAL", "CLOSED"):
         lifecycle.apply_refund({"out_trade_no": order.order_id, "out_refund_no": order.refund_no,
