@@ -455,6 +455,19 @@ def refund_order(call: Call) -> dict:
     return orders.order_view(order)
 
 
+@api.get("/store/orders", roles=[STAFF], query=order_schemas.StoreOrdersQuery, response=order_schemas.StoreOrderPage)
+def store_orders(call: Call) -> dict:
+    """The staff member's store's orders (of one status, if asked), newest first."""
+    return orders.store_orders(call.caller.own_store(), call.query.status, call.limit, call.cursor)
+
+
+@api.post("/store/orders/{orderId}/accept", roles=[STAFF], response=order_schemas.OrderView, idempotent=True)
+def accept_order(call: Call) -> dict:
+    """The store takes a paid order routed to it; from then on the member asks for a refund instead of cancelling."""
+    order = orders.store_order(call.caller.own_store(), call.params["orderId"])
+    return orders.order_view(order_lifecycle.accept(order.order_id, order.store_id))
+
+
 @api.webhook("/webhooks/wechatpay")
 def wechatpay_notification(call: WebhookCall) -> tuple:
     """WeChat Pay's APIv3 payment and refund notifications: verified, decrypted, applied once."""

@@ -49,6 +49,12 @@ class Principal:
     def has(self, role: str) -> bool:
         return role in self.roles
 
+    def own_store(self) -> str:
+        """The one store a staff member works for."""
+        if not self.store_id:
+            raise ForbiddenError("you work for no store")
+        return self.store_id
+
     def require_store(self, store_id: str) -> None:
         """Staff act only for their own store; admins for every store."""
         if self.has(ADMIN):

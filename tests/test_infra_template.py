@@ -21,6 +21,7 @@ import pytest
 import app
 from chalicelib.config import Settings, settings
 from chalicelib.db import all_models
+from chalicelib.orders.config import OrdersConfig
 from infra import access, asl, checkov_scan
 from infra.functions import Function, functions
 from infra.package import package
@@ -446,13 +447,17 @@ def test_every_state_waiting_for_a_task_token_times_out(packaged, stage):
     definition = json.loads(machine["DefinitionString"]["Fn::Sub"])
     waiting = [(name, state) for name, state in task_states(definition) if asl.waits_for_token(state)]
     assert waiting
+    deadlines = OrdersConfig().deadlines()
     for name, state in waiting:
-        assert 0 < (state.get("TimeoutSeconds") or state.get("HeartbeatSeconds") or 0) <= 24 * 3600, name
+        # Each wait's deadline is the orders configuration's, carried by the execution's input.
+        path = state.get("TimeoutSecondsPath", "")
+        assert path.startswith("$.deadlines."), name
+        assert 0 < deadlines[path.removeprefix("$.deadlines.")] <= 7 * 24 * 3600, name
 
 
 def test_a_state_waiting_for_its_token_without_a_timeout_is_refused():
     definition = json.loads(asl.render(lambda variable: "${" + variable + "}"))
-    del definition["States"]["WaitForStoreAcceptance"]["TimeoutSeconds"]
+    del definition["States"]["WaitForStoreAcceptance"]["TimeoutSecondsPath"]
     assert asl.problems(definition) == [
         "definition.States.WaitForStoreAcceptance: "
         "a task waiting for its token needs TimeoutSeconds or HeartbeatSeconds",

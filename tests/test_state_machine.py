@@ -78,7 +78,7 @@ def test_a_paid_order_settles_then_parks_at_store_acceptance_and_resumes_when_th
     token = eventually(lambda: parked_token(order_id), what="the store-acceptance token")
     running = stepfunctions().describe_execution(executionArn=execution_arn)
     assert running["status"] == "RUNNING" and running["name"] == order_id
-    assert json.loads(running["input"]) == {"orderId": order_id}
+    assert json.loads(running["input"]) == {"orderId": order_id, "deadlines": {"storeAcceptanceSeconds": 1800}}
 
     flow.resume(order_id, flow.STORE_ACCEPTANCE, {"accepted": True, "storeId": "s-1"})
 

@@ -53,10 +53,16 @@ class OrdersConfig(BaseModel):
     # A delivery order goes to the nearest of this many stores that deliver to the address and hold every line.
     delivery_candidates: int = Field(default=5, ge=1, le=10)
     refund_window_days: int = Field(default=7, ge=0, le=90)
+    # How long a store has to accept a paid order; then the execution's wait times out into its next move.
+    store_acceptance_seconds: int = Field(default=1800, ge=1, le=7 * 86400)
     # A paid order whose execution has not settled the payment by then is looked at by the sweeper.
     settle_grace_seconds: int = Field(default=120, ge=10)
     # A refund WeChat Pay has not confirmed by then is asked about by the sweeper.
     refund_grace_seconds: int = Field(default=300, ge=10)
+
+    def deadlines(self) -> dict[str, int]:
+        """The execution's waits, in seconds: its input carries them, so each execution keeps the ones it started with."""
+        return {"storeAcceptanceSeconds": self.store_acceptance_seconds}
 
     def fee(self, mode: str, goods_after_discount: int) -> int:
         return self.fees[mode].for_goods(goods_after_discount) if mode in self.fees else 0

@@ -54,13 +54,14 @@ def execution_arn(order_id: str) -> str:
 def start(order_id: str) -> str:
     """Start the paid order's execution; starting it again changes nothing. Answers its ARN."""
     from chalicelib.aws import stepfunctions
+    from chalicelib.orders.config import orders_config
 
     client = stepfunctions()
     try:
         answer = client.start_execution(
             stateMachineArn=_state_machine_arn(),
             name=order_id,
-            input=json.dumps({"orderId": order_id}),
+            input=json.dumps({"orderId": order_id, "deadlines": orders_config().deadlines()}),
         )
     except client.exceptions.ExecutionAlreadyExists:
         return execution_arn(order_id)

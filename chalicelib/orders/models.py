@@ -32,6 +32,7 @@ __all__ = [
     "TimelineEntry",
     "Order",
     "OrdersByMember",
+    "OrdersByStore",
     "OrdersDue",
     "TaskToken",
 ]
@@ -77,6 +78,17 @@ class OrdersByMember(GlobalSecondaryIndex):
         projection = AllProjection()
 
     member_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class OrdersByStore(GlobalSecondaryIndex):
+    """The orders a location holds the stock of, newest first: the store's order list."""
+
+    class Meta:
+        index_name = "by-store"
+        projection = AllProjection()
+
+    store_id = UnicodeAttribute(hash_key=True)
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
@@ -130,6 +142,7 @@ class Order(SiyuModel):
     updated_at = UTCDateTimeAttribute()
 
     by_member = OrdersByMember()
+    by_store = OrdersByStore()
     due = OrdersDue()
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from chalicelib.validation import ID_PATTERN, Page, RequestModel, ResponseModel, Timestamp
+from chalicelib.validation import ID_PATTERN, Page, QueryModel, RequestModel, ResponseModel, Timestamp
 
 __all__ = [
     "MAX_LINES",
@@ -21,6 +21,8 @@ __all__ = [
     "OrderCreated",
     "OrderView",
     "OrderPage",
+    "StoreOrdersQuery",
+    "StoreOrderPage",
 ]
 
 MAX_LINES = 20
@@ -163,3 +165,11 @@ class OrderView(ResponseModel):
 
 class OrderPage(Page[OrderView]):
     """`GET /members/me/orders`: newest first."""
+
+
+class StoreOrdersQuery(QueryModel):
+    status: OrderStatus | None = None
+
+
+class StoreOrderPage(Page[OrderView]):
+    """`GET /store/orders`: the staff member's store's orders, newest first."""

@@ -61,6 +61,8 @@ __all__ = [
     "order_view",
     "member_order",
     "member_orders",
+    "store_orders",
+    "store_order",
     "coupon_holders",
 ]
 
@@ -356,16 +358,17 @@ def order_view(order: Order) -> dict[str, Any]:
     }
 
 
-def member_orders(member_id: str, limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]:
-    """The member's orders, newest first; the cursor names the last order of the page before."""
+def _page(index: Any, hash_name: str, hash_value: str, limit: int, cursor: dict[str, Any] | None,
+          condition: Any = None) -> dict[str, Any]:
+    """A page of an index of orders, newest first; the cursor names the last order of the page before."""
     start = None
     if cursor is not None:
         after, created = cursor.get("after"), cursor.get("at")
         if not (isinstance(after, str) and isinstance(created, str)):
             raise InvalidRequestError("cursor", "is not a cursor this API gave out")
-        start = {"order_id": {"S": after}, "member_id": {"S": member_id}, "created_at": {"S": created}}
-    page = list(Order.by_member.query(member_id, scan_index_forward=False, limit=limit + 1,
-                                      last_evaluated_key=start))
+        start = {"order_id": {"S": after}, hash_name: {"S": hash_value}, "created_at": {"S": created}}
+    page = list(index.query(hash_value, scan_index_forward=False, limit=limit + 1, last_evaluated_key=start,
+                            filter_condition=condition))
     more = len(page) > limit
     page = page[:limit]
     last = page[-1] if page else None
@@ -374,6 +377,25 @@ def member_orders(member_id: str, limit: int, cursor: dict[str, Any] | None) -> 
         "nextCursor": {"after": last.order_id, "at": Order.created_at.serialize(last.created_at)}
         if more and last else None,
     }
+
+
+def member_orders(member_id: str, limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]:
+    """The member's orders, newest first."""
+    return _page(Order.by_member, "member_id", member_id, limit, cursor)
+
+
+def store_orders(store_id: str, status: str | None, limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]:
+    """The orders whose stock the store holds (in `status`, if given), newest first; unpaid ones are not its business."""
+    condition = (Order.status == status) if status else (Order.status != PENDING_PAYMENT)
+    return _page(Order.by_store, "store_id", store_id, limit, cursor, condition)
+
+
+def store_order(store_id: str, order_id: str) -> Order:
+    """An order of this store; another store's is not found, as a missing one."""
+    order = get_order(order_id)
+    if order.store_id != store_id or order.status == PENDING_PAYMENT:
+        raise OrderNotFoundError()
+    return order
 
 
 def coupon_holders(order_ids: list[str]) -> dict[str, tuple[str, str | None]]:
