@@ -464,8 +464,8 @@ def store_orders(call: Call) -> dict:
 @api.post("/store/orders/{orderId}/accept", roles=[STAFF], response=order_schemas.OrderView, idempotent=True)
 def accept_order(call: Call) -> dict:
     """The store takes a paid order routed to it; from then on the member asks for a refund instead of cancelling."""
-    order = orders.store_order(call.caller.own_store(), call.params["orderId"])
-    return orders.order_view(order_lifecycle.accept(order.order_id, order.store_id))
+    order = order_lifecycle.accept(orders.check_order_id(call.params["orderId"]), call.caller.own_store())
+    return orders.order_view(order)
 
 
 @api.webhook("/webhooks/wechatpay")

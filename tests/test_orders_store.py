@@ -39,10 +39,18 @@ def store() -> str:
     return new_store(*remote_spot())
 
 
-def buyer(api, members: list[str], points: int = 0) -> str:
-    member_id, token = shopper(api, points)
+def buyer(api, members: list[str]) -> str:
+    member_id, token = shopper(api)
     members.append(member_id)
     return token
+
+
+def waiting_for(api, stack, members: list[str], store: str) -> tuple[str, str, str]:
+    """(buyer's token, SKU, order id) of a paid pickup order of one unit, waiting for the store (3 in stock)."""
+    sku = new_sku()
+    stock(store, sku, 3)
+    token = buyer(api, members)
+    return token, sku, paid_and_waiting(api, stack, token, pickup(store, (sku, 1)))
 
 
 def levels(store_id: str, sku_id: str) -> tuple[int, int, int]:
@@ -55,9 +63,7 @@ def statuses(answer) -> list[str]:
 
 
 def test_the_stores_staff_accept_a_paid_order_and_its_execution_goes_on(api, stack, members, store):
-    sku = new_sku()
-    stock(store, sku, 3)
-    order_id = paid_and_waiting(api, stack, buyer(api, members), pickup(store, (sku, 1)))
+    _, sku, order_id = waiting_for(api, stack, members, store)
     clerk = staff_token(api, store)
 
     accepted = api.post(f"/store/orders/{order_id}/accept", clerk)
@@ -72,9 +78,7 @@ def test_the_stores_staff_accept_a_paid_order_and_its_execution_goes_on(api, sta
 
 
 def test_staff_of_another_store_neither_see_nor_accept_the_order(api, stack, members, store):
-    sku = new_sku()
-    stock(store, sku, 3)
-    order_id = paid_and_waiting(api, stack, buyer(api, members), pickup(store, (sku, 1)))
+    _, _, order_id = waiting_for(api, stack, members, store)
     elsewhere = staff_token(api, new_store(*remote_spot()))
 
     refused = api.post(f"/store/orders/{order_id}/accept", elsewhere)
@@ -83,11 +87,14 @@ def test_staff_of_another_store_neither_see_nor_accept_the_order(api, stack, mem
     assert order_status(order_id) == "paid"
 
 
+@pytest.mark.parametrize("order_id", ["o" * 33, "no-such-order"])
+def test_an_order_id_no_order_has_is_not_found(api, store, order_id):
+    refused = api.post(f"/store/orders/{order_id}/accept", staff_token(api, store))
+    assert refused.status_code == 404 and refused.json()["code"] == "NOT_FOUND"
+
+
 def test_a_member_cannot_accept_an_order(api, stack, members, store):
-    sku = new_sku()
-    stock(store, sku, 3)
-    token = buyer(api, members)
-    order_id = paid_and_waiting(api, stack, token, pickup(store, (sku, 1)))
+    token, _, order_id = waiting_for(api, stack, members, store)
 
     refused = api.post(f"/store/orders/{order_id}/accept", token)
     assert refused.status_code == 403 and refused.json()["code"] == "FORBIDDEN"
@@ -107,10 +114,7 @@ def test_an_unpaid_order_is_not_the_stores_business(api, members, store):
 
 
 def test_a_cancelled_order_cannot_be_accepted(api, stack, members, store):
-    sku = new_sku()
-    stock(store, sku, 3)
-    token = buyer(api, members)
-    order_id = paid_and_waiting(api, stack, token, pickup(store, (sku, 1)))
+    token, sku, order_id = waiting_for(api, stack, members, store)
     assert api.post(f"/orders/{order_id}/cancel", token).status_code == 200
 
     refused = api.post(f"/store/orders/{order_id}/accept", staff_token(api, store))

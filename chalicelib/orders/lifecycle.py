@@ -281,7 +281,11 @@ def cancel(member_id: str, order_id: str) -> Order:
 
 
 def accept(order_id: str, store_id: str) -> Order:
-    """The store takes the order; from now on the member asks for a refund instead of cancelling."""
+    """The store takes the order; from then on the member asks for a refund instead of cancelling.
+
+    The write's condition decides; a refusal is explained from the order
+    afterwards: another store's order, or an unpaid one, is not found.
+    """
     from chalicelib.orders import flow
 
     now = clock.now()
@@ -289,7 +293,9 @@ def accept(order_id: str, store_id: str) -> Order:
                      (Order.status == PAID) & (Order.store_id == store_id))
     if not accepted:
         current = get_order(order_id)
-        if current.status != ACCEPTED or current.store_id != store_id:
+        if current.store_id != store_id or current.status == PENDING_PAYMENT:
+            raise OrderNotFoundError()
+        if current.status != ACCEPTED:
             raise OrderNotWaitingError("the order is not waiting for this store to accept it")
         # Accepted before, but the execution may not have heard it: tell it again.
     try:

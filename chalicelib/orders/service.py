@@ -57,12 +57,12 @@ __all__ = [
     "create",
     "payment_for",
     "find_order",
+    "check_order_id",
     "get_order",
     "order_view",
     "member_order",
     "member_orders",
     "store_orders",
-    "store_order",
     "coupon_holders",
 ]
 
@@ -299,8 +299,15 @@ def find_order(order_id: str) -> Order | None:
         return None
 
 
+def check_order_id(order_id: str) -> str:
+    """An id an order could have (an out_trade_no: at most 32 characters); any other is not found."""
+    if not 0 < len(order_id) <= 32:
+        raise OrderNotFoundError()
+    return order_id
+
+
 def get_order(order_id: str) -> Order:
-    found = find_order(order_id) if 0 < len(order_id) <= 32 else None
+    found = find_order(check_order_id(order_id))
     if found is None:
         raise OrderNotFoundError()
     return found
@@ -388,14 +395,6 @@ def store_orders(store_id: str, status: str | None, limit: int, cursor: dict[str
     """The orders whose stock the store holds (in `status`, if given), newest first; unpaid ones are not its business."""
     condition = (Order.status == status) if status else (Order.status != PENDING_PAYMENT)
     return _page(Order.by_store, "store_id", store_id, limit, cursor, condition)
-
-
-def store_order(store_id: str, order_id: str) -> Order:
-    """An order of this store; another store's is not found, as a missing one."""
-    order = get_order(order_id)
-    if order.store_id != store_id or order.status == PENDING_PAYMENT:
-        raise OrderNotFoundError()
-    return order
 
 
 def coupon_holders(order_ids: list[str]) -> dict[str, tuple[str, str | None]]:
