@@ -32,6 +32,9 @@ order_lifecycle = LazyModule("chalicelib.orders.lifecycle")
 order_payments = LazyModule("chalicelib.orders.payment")
 order_sweeper = LazyModule("chalicelib.orders.sweeper")
 orders_flow = LazyModule("chalicelib.orders.flow")
+fulfillment = LazyModule("chalicelib.orders.fulfillment")
+courier_reports = LazyModule("chalicelib.orders.courier_reports")
+wechat_push = LazyModule("chalicelib.usecases.wechat_push")
 stores = LazyModule("chalicelib.stores.service")
 appointments = LazyModule("chalicelib.appointments.service")
 appointment_jobs = LazyModule("chalicelib.appointments.jobs")
@@ -465,13 +468,54 @@ def store_orders(call: Call) -> dict:
 def accept_order(call: Call) -> dict:
     """The store takes a paid order routed to it; from then on the member asks for a refund instead of cancelling."""
     order = order_lifecycle.accept(orders.check_order_id(call.params["orderId"]), call.caller.own_store())
-    return orders.order_view(order)
+    return orders.order_view(order, for_member=False)
+
+
+@api.post("/store/orders/{orderId}/reject", roles=[STAFF], response=order_schemas.OrderView, idempotent=True)
+def reject_order(call: Call) -> dict:
+    """The store declines an order routed to it: it goes to the next store, the warehouse, or back to the member's money."""
+    order = fulfillment.reject(orders.check_order_id(call.params["orderId"]), call.caller.own_store())
+    return orders.order_view(order, for_member=False)
+
+
+@api.post("/store/orders/{orderId}/ready", roles=[STAFF], response=order_schemas.OrderView, idempotent=True)
+def order_ready(call: Call) -> dict:
+    """Packed: a delivery or express order gets its courier; a pickup order's member gets the pickup code."""
+    order = fulfillment.ready(orders.check_order_id(call.params["orderId"]), call.caller.own_store())
+    return orders.order_view(order, for_member=False)
+
+
+@api.post("/store/orders/{orderId}/pickup", roles=[STAFF], body=order_schemas.PickupRequest,
+          response=order_schemas.OrderView, idempotent=True)
+def hand_over_order(call: Call) -> dict:
+    """The member collects a pickup order with its code: the order is completed."""
+    order = fulfillment.collect(orders.check_order_id(call.params["orderId"]), call.caller.own_store(),
+                                call.body.pickup_code)
+    return orders.order_view(order, for_member=False)
 
 
 @api.webhook("/webhooks/wechatpay")
 def wechatpay_notification(call: WebhookCall) -> tuple:
     """WeChat Pay's APIv3 payment and refund notifications: verified, decrypted, applied once."""
     return order_payments.on_notification(call.headers, call.body)
+
+
+@api.webhook("/webhooks/courier/{courier}")
+def courier_callback(call: WebhookCall) -> tuple:
+    """A courier's status callback: a hint, confirmed with the courier's own status query, applied once and forward only."""
+    return courier_reports.on_courier_callback(call.params["courier"], call.body)
+
+
+@api.webhook("/webhooks/wechat", method="GET")
+def wechat_push_verification(call: WebhookCall) -> tuple:
+    """WeChat checks that the message push URL is ours."""
+    return wechat_push.verification(call.query)
+
+
+@api.webhook("/webhooks/wechat")
+def wechat_push_event(call: WebhookCall) -> tuple:
+    """WeChat message push: signed, encrypted events (instant-delivery and express waybill updates)."""
+    return wechat_push.on_event(call.query, call.body)
 
 
 # --- Scheduled jobs ----------------------------------------------------------
@@ -533,6 +577,31 @@ def order_settle_payment(event: dict, context: object) -> dict:
 @app.lambda_function(name="order_notify_store")
 def order_notify_store(event: dict, context: object) -> dict:
     return orders_flow.notify_store(event)
+
+
+@app.lambda_function(name="order_reroute")
+def order_reroute(event: dict, context: object) -> dict:
+    return orders_flow.reroute(event)
+
+
+@app.lambda_function(name="order_await")
+def order_await(event: dict, context: object) -> dict:
+    return orders_flow.await_step(event)
+
+
+@app.lambda_function(name="order_dispatch_courier")
+def order_dispatch_courier(event: dict, context: object) -> dict:
+    return orders_flow.dispatch_courier(event)
+
+
+@app.lambda_function(name="order_complete")
+def order_complete(event: dict, context: object) -> dict:
+    return orders_flow.complete_unreported(event)
+
+
+@app.lambda_function(name="order_close_refund_window")
+def order_close_refund_window(event: dict, context: object) -> dict:
+    return orders_flow.close_refund_window(event)
 
 
 @app.lambda_function(name="order_compensate")

@@ -522,13 +522,46 @@ def _pickup(store_id: str, sku_id: str, qty: int = 1, **extra: Any) -> Any:
     })
 
 
-def _delivery(lat: float, lng: float, sku_id: str) -> Any:
+def _delivery(lat: float, lng: float, sku_id: str, mode: str = "delivery") -> Any:
     from chalicelib.orders.schemas import OrderRequest
 
     address = {"name": "张三", "phone": "13800000000", "text": "上海市某路1号", "lat": lat, "lng": lng}
     return OrderRequest.model_validate({
-        "items": [{"skuId": sku_id, "qty": 1}], "fulfillment": {"mode": "delivery", "address": address},
+        "items": [{"skuId": sku_id, "qty": 1}], "fulfillment": {"mode": mode, "address": address},
     })
+
+
+@contextlib.contextmanager
+def _orders_configured(**overrides: Any) -> Iterator[None]:
+    """The orders configuration with `overrides` (a zero-day refund window lets each execution run to its end)."""
+    import os
+
+    from chalicelib.orders.config import CONFIG_ENV, reset_orders_config
+
+    before = os.environ.get(CONFIG_ENV)
+    os.environ[CONFIG_ENV] = json.dumps(overrides)
+    reset_orders_config()
+    try:
+        yield
+    finally:
+        os.environ.pop(CONFIG_ENV, None)
+        if before is not None:
+            os.environ[CONFIG_ENV] = before
+        reset_orders_config()
+
+
+def _parked_at(order_id: str, step: str) -> bool:
+    from chalicelib.orders.models import TaskToken
+
+    return TaskToken.count(order_id, TaskToken.step == step, consistent_read=True) > 0
+
+
+def _advance(stack: Stack, order_id: str, status: str) -> dict[str, Any]:
+    """The courier's next report, not sent: the bench hands it to the webhook's code in-process."""
+    answer = requests.post(f"{stack.sandbox_url}/sandbox/courier/advance",
+                           json={"orderId": order_id, "status": status, "notify": False}, timeout=30)
+    answer.raise_for_status()
+    return answer.json()
 
 
 def _eventually(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
@@ -594,7 +627,7 @@ def _transitions(order_id: str) -> dict[str, Any]:
 
 def _lives(stack: Stack, instruments: _Instruments) -> dict[str, Any]:
     from chalicelib.catalog import service as catalog
-    from chalicelib.orders import flow, lifecycle, payment
+    from chalicelib.orders import flow, fulfillment, lifecycle, payment
     from chalicelib.orders import service as orders
     from chalicelib.stores import service as stores
 
@@ -635,7 +668,13 @@ def _lives(stack: Stack, instruments: _Instruments) -> dict[str, Any]:
         orders.order_view(orders.member_order(member_id, order_id))
     with _measuring("accept (store)") as accept:
         lifecycle.accept(order_id, store)
-    accepted_end = _eventually(lambda: _ended(order_id), "the accepted order's execution to end")
+    _eventually(lambda: _parked_at(order_id, fulfillment.PACKING), "the execution to wait for the packing")
+    with _measuring("ready (store)") as ready:
+        code = fulfillment.ready(order_id, store).pickup_code
+    _eventually(lambda: _parked_at(order_id, fulfillment.PICKUP), "the execution to wait for the member")
+    with _measuring("pickup (store)") as collect:
+        fulfillment.collect(order_id, store, code)
+    accepted_end = _eventually(lambda: _ended(order_id), "the completed order's execution to end")
     timeline = [entry.status for entry in orders.get_order(order_id).timeline]
 
     # A paid order the member cancels before the store accepts it: the compensation path.
@@ -658,11 +697,100 @@ def _lives(stack: Stack, instruments: _Instruments) -> dict[str, Any]:
         "delivered_to_nearest": delivered_to == nearby[0],
         "notification": notification, "notification_answer": answer[0],
         "duplicate": duplicate, "duplicate_answer": again[0], "timeline": timeline,
-        "read": read, "accept": accept, "cancel": cancel, "cancel_status": cancelled_unpaid.status,
+        "read": read, "accept": accept, "ready": ready, "collect": collect, "cancel": cancel, "cancel_status": cancelled_unpaid.status,
         "accepted": {**_transitions(order_id), "end": accepted_end, "tasks_run": instruments.tasks_of(order_id)},
         "compensated": {**_transitions(cancelled_id), "end": cancelled_end},
         "unpaid_execution": flow.execution_status(unpaid_id),
     }
+
+
+# --- 5: a completed order's life, mode by mode ----------------------------------------------------
+
+QUICK_WINDOW = {"refund_window_days": 0}  # each execution runs to its end; nothing else changes
+
+
+def _callbacks(stack: Stack, order_id: str, statuses: tuple[str, ...]) -> list[Measure]:
+    """The courier reports `statuses`; each one's webhook is invoked in-process, as its Lambda would be."""
+    from chalicelib.orders import courier_reports
+    from chalicelib.usecases import wechat_push
+
+    measures = []
+    for status in statuses:
+        sent = _advance(stack, order_id, status)
+        callback = sent["callback"]
+        with _measuring(f"{sent['courier']} callback: {status}") as measure:
+            if sent["courier"] == "dada":
+                answer = courier_reports.on_courier_callback("dada", callback["body"].encode())
+            else:
+                answer = wechat_push.on_event(callback["query"], callback["body"].encode())
+        assert answer[0] == 200, answer
+        measures.append(measure)
+    return measures
+
+
+def _completed_life(stack: Stack, instruments: _Instruments, body: Any, stores: list[str], *,
+                    reject_first: bool = False) -> dict[str, Any]:
+    """One order from creation to the end of its execution; what every API invocation and task did."""
+    from chalicelib.orders import fulfillment, lifecycle, payment
+    from chalicelib.orders import service as orders
+
+    member_id = _member()
+    with _measuring("create") as create:
+        order_id = orders.create(member_id, body)["orderId"]
+    headers, notification_body = _pay_at_sandbox(stack, order_id)
+    with _measuring("notification") as notification:
+        payment.on_notification(headers, notification_body)
+    api = [create, notification]
+    _eventually(lambda: _parked_at(order_id, "store_acceptance"), "the execution to wait for the store")
+    store = orders.get_order(order_id).store_id
+    if reject_first:
+        with _measuring("reject (store)") as reject:
+            fulfillment.reject(order_id, store)
+        api.append(reject)
+        _eventually(lambda: orders.get_order(order_id).store_id != store, "the reroute")
+        _eventually(lambda: _parked_at(order_id, "store_acceptance"), "the execution to wait for the next store")
+        store = orders.get_order(order_id).store_id
+    with _measuring("accept (store)") as accept:
+        lifecycle.accept(order_id, store)
+    _eventually(lambda: _parked_at(order_id, fulfillment.PACKING), "the execution to wait for the packing")
+    with _measuring("ready (store)") as ready:
+        order = fulfillment.ready(order_id, store)
+    with _measuring("GET /orders/{id}") as read:
+        orders.order_view(orders.member_order(member_id, order_id))
+    api += [accept, ready, read]
+    step = fulfillment.hand_over_step(order)
+    _eventually(lambda: _parked_at(order_id, step) and orders.get_order(order_id).courier is not None
+                and orders.get_order(order_id).courier.waybill_id, "the courier's dispatch")
+    api += _callbacks(stack, order_id, ("delivered",) if order.mode == "express"
+                      else ("accepted", "picked_up", "delivered"))
+    end = _eventually(lambda: _ended(order_id), "the completed order's execution to end")
+    assert orders.get_order(order_id).status == "completed"
+    return {"api": api, "end": end, **_transitions(order_id), "tasks_run": instruments.tasks_of(order_id),
+            "store": store, "stores": stores}
+
+
+def _modes(stack: Stack, instruments: _Instruments, pickup_life: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from chalicelib.catalog import service as catalog
+    from chalicelib.stores import service as stores
+
+    lat, lng = _remote_spot()
+    nearby = [_store(lat + 0.001, lng), _store(lat + 0.01, lng)]
+    stores.forget_cached_stores()
+    sku = _sku()
+    for location in (*nearby, "warehouse"):
+        catalog.set_on_hand(location, sku, 20)
+    lives = {"pickup": pickup_life}
+    with _orders_configured(**QUICK_WINDOW, delivery_couriers=["dada"]):
+        lives["delivery (Dada)"] = _completed_life(stack, instruments, _delivery(lat, lng, sku), nearby)
+        lives["delivery, rerouted once (Dada)"] = _completed_life(stack, instruments, _delivery(lat, lng, sku),
+                                                                 nearby, reject_first=True)
+    with _orders_configured(**QUICK_WINDOW, delivery_couriers=["wechat"]):
+        lives["delivery (WeChat instant delivery)"] = _completed_life(stack, instruments, _delivery(lat, lng, sku),
+                                                                     nearby)
+    with _orders_configured(**QUICK_WINDOW):
+        lives["express (warehouse)"] = _completed_life(stack, instruments, _delivery(lat, lng, sku, "express"),
+                                                       nearby)
+    return lives
 
 
 # --- 3: the launch-SKU rush -----------------------------------------------------------------------
@@ -768,12 +896,16 @@ def _money(value: float) -> str:
 
 def run(stack: Stack) -> str:
     with _Instruments(stack) as instruments:
-        lives = _lives(stack, instruments)
+        with _orders_configured(**QUICK_WINDOW):
+            lives = _lives(stack, instruments)
+        pickup_life = {**lives["accepted"], "api": [lives[name] for name in
+                                                    ("create", "notification", "read", "accept", "ready", "collect")]}
+        modes = _modes(stack, instruments, pickup_life)
         rush = _rush()
 
     create, delivery, notification = lives["create"], lives["delivery"], lives["notification"]
     duplicate, cancel = lives["duplicate"], lives["cancel"]
-    accepted, compensated = lives["accepted"], lives["compensated"]
+    compensated = lives["compensated"]
     checks = {
         "create": _one_write_one_read(create) and create.wxpay == ["prepay"] and not create.states,
         "delivery": _one_write_one_read(delivery) and lives["stock_rows_read"] == 3 and delivery.wxpay == ["prepay"],
@@ -784,7 +916,7 @@ def run(stack: Stack) -> str:
         and lives["unpaid_execution"] is None,
     }
     lines = [
-        "## Orders: round trips, state transitions, the launch rush, cost per paid order",
+        "## Orders: round trips, state transitions, the launch rush, cost per completed order",
         "",
         "Called in-process through the service functions the routes and the state machine's tasks call, on a "
         "warm container (one pickup and one delivery order made first), against DynamoDB Local, moto's Step "
@@ -809,23 +941,31 @@ def run(stack: Stack) -> str:
         _trips_row("cancel an unpaid order", cancel, "WeChat Pay: query, close; no execution", checks["cancel"]),
         _trips_row("GET /orders/{id}", lives["read"], "1 GetItem", lives["read"].dynamodb_ops == ["GetItem"]),
         _trips_row("accept (store)", lives["accept"], "-", None),
+        _trips_row("ready (store)", lives["ready"], "-", None),
+        _trips_row("pickup (store)", lives["collect"], "-", None),
         "",
-        f"Timeline of the paid order after both notifications and the acceptance: {' -> '.join(lives['timeline'])}.",
+        f"Timeline of the paid order after both notifications and its hand-over: {' -> '.join(lives['timeline'])}.",
         "",
     ]
 
     lines += _transitions_report(lives)
     lines += _rush_report(rush)
-    cost_lines, cost = _cost_report(lives)
+    cost_lines, _ = _cost_report(pickup_life)
     lines += cost_lines
-    per_paid = 800 / accepted["transitions"] if accepted["transitions"] else math.inf
+    mode_lines, costs = _modes_report(modes)
+    lines += mode_lines
+    per_mode = {mode: 800 / life["transitions"] for mode, life in modes.items()}
     per_cancelled = 800 / compensated["transitions"] if compensated["transitions"] else math.inf
     lines += [
         "### Orders a second that 800 state transitions a second allow",
         "",
+        "Each completed order's transitions are spread over its life (hours to a week); the quota bounds the "
+        "rate at which orders can move at all, so the figure is 800 divided by an order's transitions.",
+        "",
         "| order | transitions | orders/s | goal |",
         "|---|---|---|---|",
-        f"| paid, accepted | {accepted['transitions']} | {per_paid:,.0f} | >= {ORDERS_PER_SECOND_GOAL} |",
+        *(f"| completed: {mode} | {modes[mode]['transitions']} | {rate:,.0f} | >= {ORDERS_PER_SECOND_GOAL} |"
+          for mode, rate in per_mode.items()),
         f"| paid, cancelled before acceptance | {compensated['transitions']} | {per_cancelled:,.0f} "
         f"| >= {ORDERS_PER_SECOND_GOAL} |",
         "| unpaid | 0 | (no transitions) | |",
@@ -844,12 +984,39 @@ def run(stack: Stack) -> str:
         and rush["level"]["available"] >= 0,
         f"busiest stock row at most {BUSIEST_GOAL:.3f} of the stock writes": rush["stock_writes"] > 0
         and rush["busiest"] / rush["stock_writes"] <= BUSIEST_GOAL,
-        f"at most ${COST_GOAL_PER_1000:.2f} per 1,000 paid orders": cost <= COST_GOAL_PER_1000,
-        f"at least {ORDERS_PER_SECOND_GOAL} paid orders/s on 800 transitions/s": min(per_paid, per_cancelled)
-        >= ORDERS_PER_SECOND_GOAL,
+        f"at most ${COST_GOAL_PER_1000:.2f} per 1,000 completed orders, every mode": max(costs.values())
+        <= COST_GOAL_PER_1000,
+        f"at least {ORDERS_PER_SECOND_GOAL} orders/s on 800 transitions/s, every mode":
+        min(*per_mode.values(), per_cancelled) >= ORDERS_PER_SECOND_GOAL,
     }
     lines += [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in verdicts.items()]
     return "\n".join(lines)
+
+
+def _modes_report(modes: dict[str, dict[str, Any]]) -> tuple[list[str], dict[str, float]]:
+    lines = [
+        "### A completed order, mode by mode: transitions and cost per 1,000",
+        "",
+        "Each order measured as the pickup one above, from creation to the end of its execution (its refund "
+        "window set to zero days so it ends here), with every store call and every courier report: Dada's "
+        "callbacks (each confirmed with Dada's status query) and WeChat's message-push events, handed to the "
+        "webhooks' code in-process as their Lambda invocations would be. The rerouted order is declined by the "
+        "nearest store and accepted by the next.",
+        "",
+        "| mode | states entered | retries | transitions | Lambda tasks | API and webhook calls | WRU | RRU "
+        "| per 1,000 completed orders |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    costs = {}
+    for mode, life in modes.items():
+        _, total, invocations = _cost_of(life)
+        costs[mode] = total
+        lines.append(
+            f"| {mode} | {life['entered']} | {life['retries']} | {life['transitions']} | {life['tasks']} "
+            f"| {len(life['api'])} | {sum(m.wru for m in invocations):g} | {sum(m.rru for m in invocations):g} "
+            f"| {_money(total)} |")
+    lines += ["", f"Goal: at most ${COST_GOAL_PER_1000:.2f} per 1,000 completed orders in every mode.", ""]
+    return lines, costs
 
 
 def _transitions_report(lives: dict[str, Any]) -> list[str]:
@@ -862,7 +1029,7 @@ def _transitions_report(lives: dict[str, Any]) -> list[str]:
         "",
         "| order | states entered | retries | transitions | Lambda tasks (TaskScheduled) | execution |",
         "|---|---|---|---|---|---|",
-        f"| paid, accepted by the store | {accepted['entered']} | {accepted['retries']} | {accepted['transitions']} "
+        f"| paid, collected at the store (pickup) | {accepted['entered']} | {accepted['retries']} | {accepted['transitions']} "
         f"| {accepted['tasks']} | {accepted['end']} |",
         f"| paid, cancelled before acceptance (compensated, refunded) | {compensated['entered']} "
         f"| {compensated['retries']} | {compensated['transitions']} | {compensated['tasks']} | {compensated['end']} |",
@@ -914,19 +1081,19 @@ def _table_wru(measure: Measure) -> float:
     return sum(call.table_wru for call in measure.calls)
 
 
-def _cost_report(lives: dict[str, Any]) -> tuple[list[str], float]:
-    accepted = lives["accepted"]
-    api = [lives["create"], lives["notification"], lives["read"], lives["accept"]]
-    tasks = sorted(accepted["tasks_run"], key=lambda task: task.name)
+def _cost_of(life: dict[str, Any]) -> tuple[list[tuple[str, str, float]], float, list[Measure]]:
+    """The components of one order's life at list prices, their total per 1,000 such orders, its invocations."""
+    api = life["api"]
+    tasks = sorted(life["tasks_run"], key=lambda task: task.name)
     invocations = api + tasks
-    requests_count = len(api) + accepted["tasks"]
+    requests_count = len(api) + life["tasks"]
     gb_seconds = sum(LAMBDA_MEMORY_GB * measure.billed_ms / 1000 for measure in invocations)
     table_wru = sum(call.table_wru for measure in invocations for call in measure.calls)
     index_wru = sum(call.index_wru for measure in invocations for call in measure.calls)
     rru = sum(measure.rru for measure in invocations)
     components = [
-        ("Step Functions transitions", f"{accepted['transitions']}", accepted["transitions"] * SFN_PER_TRANSITION),
-        ("Lambda requests", f"{requests_count} ({len(api)} API + {accepted['tasks']} tasks)",
+        ("Step Functions transitions", f"{life['transitions']}", life["transitions"] * SFN_PER_TRANSITION),
+        ("Lambda requests", f"{requests_count} ({len(api)} API and webhooks + {life['tasks']} tasks)",
          requests_count * LAMBDA_PER_REQUEST),
         ("Lambda duration", f"{gb_seconds:.4f} GB-s", gb_seconds * LAMBDA_PER_GB_SECOND),
         ("DynamoDB writes", f"{table_wru + index_wru:g} WRU ({table_wru:g} table + {index_wru:g} index)",
@@ -934,15 +1101,21 @@ def _cost_report(lives: dict[str, Any]) -> tuple[list[str], float]:
         ("DynamoDB reads", f"{rru:g} RRU", rru * DDB_PER_RRU),
         ("API Gateway requests", f"{len(api)}", len(api) * APIGW_PER_REQUEST),
     ]
-    total = sum(cost for _, _, cost in components) * 1000
-    dynamodb_now = ((table_wru + index_wru) * DDB_PER_WRU_SINCE_2024_11 + rru * DDB_PER_RRU_SINCE_2024_11) * 1000
-    total_now = total - ((table_wru + index_wru) * DDB_PER_WRU + rru * DDB_PER_RRU) * 1000 + dynamodb_now
+    return components, sum(cost for _, _, cost in components) * 1000, invocations
+
+
+def _cost_report(life: dict[str, Any]) -> tuple[list[str], float]:
+    components, total, invocations = _cost_of(life)
+    wru = sum(measure.wru for measure in invocations)
+    rru = sum(measure.rru for measure in invocations)
+    dynamodb_now = (wru * DDB_PER_WRU_SINCE_2024_11 + rru * DDB_PER_RRU_SINCE_2024_11) * 1000
+    total_now = total - (wru * DDB_PER_WRU + rru * DDB_PER_RRU) * 1000 + dynamodb_now
     lines = [
-        "### Modelled cost per 1,000 paid orders",
+        "### Modelled cost per 1,000 completed pickup orders",
         "",
-        "One paid order's life: the creation above (pickup, coupon, points), its payment notification, the "
-        "execution's Lambda tasks, one `GET /orders/{id}` by the member and the store's acceptance (which the "
-        "execution waits for). Durations are measured here (DynamoDB Local on this machine, each invocation rounded "
+        "One completed order's life: the creation above (pickup, coupon, points), its payment notification, the "
+        "execution's Lambda tasks, one `GET /orders/{id}` by the member, and the store's acceptance, packing and "
+        "hand-over with the pickup code (which the execution waits for), to the end of its refund window. Durations are measured here (DynamoDB Local on this machine, each invocation rounded "
         "up to 1 ms, 512 MB); request units use the size of each item's attribute map as JSON, rounded up to the KB "
         "(4 KB for reads), a write billed on the larger of the item before and after it (read back by the bench, "
         "unrecorded and off the durations), transactional actions (ConditionCheck included) twice, and the index "
@@ -959,7 +1132,7 @@ def _cost_report(lives: dict[str, Any]) -> tuple[list[str], float]:
     ]
     lines += [
         "",
-        "| component | per paid order | per 1,000 paid orders |",
+        "| component | per completed order | per 1,000 completed orders |",
         "|---|---|---|",
     ]
     lines += [f"| {name} | {quantity} | {_money(cost * 1000)} |" for name, quantity, cost in components]

@@ -91,6 +91,28 @@ class Settings(BaseModel):
     wxpay_public_key_id: str = _demo("PUB_KEY_ID_0000000000000000000000000000")
     wxpay_notify_url: str = _demo("https://example.invalid/webhooks/wechatpay")
 
+    # Message push (消息推送): the token WeChat signs with and the key it encrypts events with.
+    wechat_push_token: str | None = None
+    wechat_push_token_parameter: str | None = None
+    wechat_push_aes_key: str | None = None
+    wechat_push_aes_key_parameter: str | None = None
+
+    # Couriers (chalicelib.couriers). Dada's open platform signs requests with the app secret.
+    dada_api_base: str = "https://newopen.imdada.cn"
+    dada_app_key: str = _demo("dada-demo-app-key")
+    dada_app_secret: str | None = None
+    dada_app_secret_parameter: str | None = None
+    dada_source_id: str = _demo("73753")
+    dada_callback_url: str = _demo("https://example.invalid/webhooks/courier/dada")
+    # WeChat instant delivery: the shop registered with the delivery company, and its secret.
+    wechat_delivery_shopid: str = _demo("wx-demo-shop")
+    wechat_delivery_id: str = "SFTC"
+    wechat_delivery_app_secret: str | None = None
+    wechat_delivery_app_secret_parameter: str | None = None
+    # WeChat's logistics service: the express company and the brand's account with it.
+    express_delivery_id: str = "SF"
+    express_biz_id: str = _demo("demo-biz-id")
+
     guide_binding_days: int = Field(default=90, gt=0)
     idempotency_ttl_seconds: int = Field(default=86400, gt=0)
 

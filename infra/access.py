@@ -85,6 +85,17 @@ _MOVES_ORDER_MONEY = {
     "points": READ | WRITE,
 }
 
+# A waiting task parks its token, and answers it itself (reading and deleting it) when the
+# order has already moved past the wait.
+_PARKS = READ | WRITE | DELETE
+
+# Completing an order ships its stock, earns its points and reads who is credited.
+_COMPLETES_ORDERS = {"orders": READ | WRITE, "catalog": READ | WRITE, "points": READ | WRITE, "members": READ}
+
+# Calling a courier: Dada signs with its app secret, WeChat's delivery APIs take an access
+# token (fetched with the app secret) and instant delivery a signature with its own secret.
+_DISPATCHES = frozenset({"dada_app_secret", "wechat_secret", "wechat_delivery_app_secret"})
+
 ACCESS: dict[str, Access] = {
     API_HANDLER: Access(
         domains={
@@ -105,7 +116,8 @@ ACCESS: dict[str, Access] = {
         },
         parameters=frozenset({
             "token_signing_key", "token_signing_key_previous", "wechat_secret", "lookup_hash_key",
-            "lookup_hash_key_previous", "coupon_code_key", *_PAYS,
+            "lookup_hash_key_previous", "coupon_code_key", *_PAYS, *_DISPATCHES,
+            "wechat_push_token", "wechat_push_aes_key",
         }),
         services=frozenset({Service.START_ORDERS, Service.ANSWER_ORDER_WAITS}),
     ),
@@ -142,8 +154,26 @@ ACCESS: dict[str, Access] = {
         services=frozenset({Service.START_ORDERS, Service.READ_ORDER_EXECUTIONS}),
     ),
     "order_settle_payment": Access(domains={"orders": READ | WRITE, "coupons": READ | WRITE, "points": READ | WRITE}),
-    "order_notify_store": Access(tables={"order-task-tokens": WRITE, "orders": READ}),
+    # It answers its own wait when the store accepted before it parked (flow.notify_store).
+    "order_notify_store": Access(tables={"order-task-tokens": _PARKS, "orders": READ},
+                                 services=frozenset({Service.ANSWER_ORDER_WAITS})),
     "order_compensate": Access(domains={**_MOVES_ORDER_MONEY, "members": READ}, parameters=_PAYS),
+    "order_reroute": Access(
+        domains={"orders": READ | WRITE, "catalog": READ | WRITE},
+        tables={"stores": SCAN},  # the stores that deliver to the address
+    ),
+    "order_await": Access(
+        tables={"order-task-tokens": _PARKS, "orders": READ},
+        services=frozenset({Service.ANSWER_ORDER_WAITS}),
+    ),
+    "order_dispatch_courier": Access(
+        tables={"order-task-tokens": _PARKS, "orders": READ | WRITE, "stores": READ,
+                "wechat-tokens": READ | WRITE},
+        parameters=_DISPATCHES,
+        services=frozenset({Service.ANSWER_ORDER_WAITS}),
+    ),
+    "order_complete": Access(domains=_COMPLETES_ORDERS),
+    "order_close_refund_window": Access(domains=_COMPLETES_ORDERS),
 }
 
 # Only the API issues and checks tokens; a job or a task holding this key could mint an admin's.

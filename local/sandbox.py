@@ -1,4 +1,4 @@
-"""The sandbox: plays WeChat, WeChat Pay (local/wxpay_sandbox.py) and later the couriers on loopback.
+"""The sandbox: plays WeChat, WeChat Pay (local/wxpay_sandbox.py) and the couriers (local/courier_sandbox.py) on loopback.
 
 It speaks WeChat's real paths and JSON shapes, so the API's code paths are the
 production ones with only the base URL changed. Dev codes:
@@ -26,6 +26,7 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
+from local.courier_sandbox import CourierState, register as register_couriers
 from local.wxpay_sandbox import WxPayKeys, WxPayState, register as register_wxpay
 
 __all__ = ["Sandbox", "create_app"]
@@ -58,10 +59,11 @@ def _event(job: str, moment: str) -> dict[str, Any]:
 
 
 def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = None,
-               wxpay_keys: WxPayKeys | None = None) -> Flask:
+               wxpay_keys: WxPayKeys | None = None, couriers: CourierState | None = None) -> Flask:
     """The sandbox as a WSGI app; `app_module` is siyu's `app` module (for cron).
 
-    WeChat Pay signs with `wxpay_keys`, new ones when none are given.
+    WeChat Pay signs with `wxpay_keys`, new ones when none are given; the
+    couriers share the secrets and push address in `couriers`.
     """
     sandbox = Flask("siyu-sandbox")
     wechat = _WechatState()
@@ -78,6 +80,9 @@ def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = No
 
     def error(code: int, message: str) -> Any:
         return jsonify({"errcode": code, "errmsg": message})
+
+    sandbox.config["couriers"] = couriers = couriers or CourierState()
+    register_couriers(sandbox, couriers, valid_token)
 
     @sandbox.get("/sns/jscode2session")
     def jscode2session() -> Any:
@@ -206,9 +211,9 @@ class Sandbox:
     """The sandbox served on a loopback port in a background thread."""
 
     def __init__(self, app_module: Any, port: int, lambda_context: Callable[[str], Any] | None = None,
-                 wxpay_keys: WxPayKeys | None = None) -> None:
+                 wxpay_keys: WxPayKeys | None = None, couriers: CourierState | None = None) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self.app = create_app(app_module, lambda_context, wxpay_keys)
+        self.app = create_app(app_module, lambda_context, wxpay_keys, couriers)
         self.port = port
         self._server = make_server("127.0.0.1", port, self.app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
@@ -224,6 +229,10 @@ class Sandbox:
     @property
     def wxpay(self) -> WxPayState:
         return self.app.config["wxpay"]
+
+    @property
+    def couriers(self) -> CourierState:
+        return self.app.config["couriers"]
 
     @property
     def wxpay_keys(self) -> WxPayKeys:

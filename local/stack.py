@@ -33,6 +33,10 @@ LOCAL_SECRETS = {
     "SIYU_TOKEN_SIGNING_KEY": "local-token-signing-key-not-for-production",
     "SIYU_LOOKUP_HASH_KEY": "local-lookup-hash-key-not-for-production",
     "SIYU_COUPON_CODE_KEY": "local-coupon-code-key-not-for-production",
+    "SIYU_WECHAT_PUSH_TOKEN": "sandbox-push-token",
+    "SIYU_WECHAT_PUSH_AES_KEY": "c2FuZGJveC1wdXNoLWFlcy1rZXktMzItYnl0ZXMhISE",
+    "SIYU_DADA_APP_SECRET": "sandbox-dada-app-secret",
+    "SIYU_WECHAT_DELIVERY_APP_SECRET": "sandbox-delivery-app-secret",
 }
 
 
@@ -76,6 +80,8 @@ class Stack:
             "SIYU_DYNAMODB_ENDPOINT": self.dynamodb.endpoint,
             "SIYU_AWS_ENDPOINT": self.aws.endpoint if self.aws else "",
             "SIYU_WECHAT_API_BASE": self.sandbox_url,
+            "SIYU_DADA_API_BASE": self.sandbox_url,
+            "SIYU_DADA_CALLBACK_URL": f"{self.api_url}/webhooks/courier/dada",
         })
         os.environ.update(wxpay_keys.environment(f"{self.api_url}/webhooks/wechatpay", api_base=self.sandbox_url))
         from chalicelib.config import reset_settings
@@ -88,13 +94,27 @@ class Stack:
         from local.sandbox import Sandbox
 
         self.sandbox = Sandbox(self.app_module, self.sandbox_port, lambda_context=_lambda_context,
-                               wxpay_keys=wxpay_keys).start()
+                               wxpay_keys=wxpay_keys, couriers=self._couriers()).start()
         if self.seed:
             from local import seed
 
             seed.seed_demo_brand()
         self._start_api()
         return self
+
+    def _couriers(self) -> Any:
+        """The sandbox's couriers, sharing the API's local secrets and pushing to its /webhooks/wechat."""
+        from chalicelib.config import settings
+        from local.courier_sandbox import CourierState
+
+        return CourierState(
+            dada_app_secret=LOCAL_SECRETS["SIYU_DADA_APP_SECRET"],
+            delivery_app_secret=LOCAL_SECRETS["SIYU_WECHAT_DELIVERY_APP_SECRET"],
+            push_url=f"{self.api_url}/webhooks/wechat",
+            push_token=LOCAL_SECRETS["SIYU_WECHAT_PUSH_TOKEN"],
+            push_aes_key=LOCAL_SECRETS["SIYU_WECHAT_PUSH_AES_KEY"],
+            appid=settings().wechat_appid,
+        )
 
     def _start_api(self) -> None:
         from chalice.config import Config

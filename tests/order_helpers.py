@@ -71,11 +71,11 @@ def pickup(store_id: str, *lines: tuple[str, int], **extra: Any) -> dict[str, An
     }
 
 
-def delivery(lat: float, lng: float, *lines: tuple[str, int], **extra: Any) -> dict[str, Any]:
+def delivery(lat: float, lng: float, *lines: tuple[str, int], mode: str = "delivery", **extra: Any) -> dict[str, Any]:
     address = {"name": "张三", "phone": "13800000000", "text": "上海市某路1号", "lat": lat, "lng": lng}
     return {
         "items": [{"skuId": sku_id, "qty": qty} for sku_id, qty in lines],
-        "fulfillment": {"mode": "delivery", "address": address},
+        "fulfillment": {"mode": mode, "address": address},
         **extra,
     }
 

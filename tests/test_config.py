@@ -22,10 +22,14 @@ def _deployed(stage: str, **overrides: str) -> dict[str, str]:
         "SIYU_WXPAY_MERCHANT_SERIAL": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
         "SIYU_WXPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0116123456782025120300000000000001",
         "SIYU_WXPAY_NOTIFY_URL": f"https://api.{stage}.siyu.example.cn/webhooks/wechatpay",
+        "SIYU_DADA_APP_KEY": "dada8f1c2a9e7d3b4c60", "SIYU_DADA_SOURCE_ID": "1432021",
+        "SIYU_DADA_CALLBACK_URL": f"https://api.{stage}.siyu.example.cn/webhooks/courier/dada",
+        "SIYU_WECHAT_DELIVERY_SHOPID": "122877712", "SIYU_EXPRESS_BIZ_ID": "siyu_sf_021",
         **{
             f"SIYU_{name.upper()}_PARAMETER": f"/siyu/{stage}/{name.replace('_', '-')}"
             for name in ("wechat_secret", "token_signing_key", "lookup_hash_key", "coupon_code_key",
-                         "wxpay_merchant_key", "wxpay_apiv3_key", "wxpay_public_key")
+                         "wxpay_merchant_key", "wxpay_apiv3_key", "wxpay_public_key", "wechat_push_token",
+                         "wechat_push_aes_key", "dada_app_secret", "wechat_delivery_app_secret")
         },
     }
     environ.update(overrides)

@@ -262,11 +262,13 @@ def test_the_jobs_touch_only_their_own_tables(packaged, stage):
     assert tables("points-expiry", "dynamodb:UpdateItem") == {"points-balances", "points-transfers"}
     assert tables("appointment-no-shows", "dynamodb:GetItem") == {"appointments"}
     assert tables("order_notify_store", "dynamodb:PutItem") == {"order-task-tokens"}
-    assert tables("order_notify_store", "dynamodb:GetItem") == {"orders"}
+    assert tables("order_notify_store", "dynamodb:GetItem") == {"orders", "order-task-tokens"}
     writers_of_idempotency = {name for name in by_name if "idempotency" in tables(name, "dynamodb:PutItem")}
     assert writers_of_idempotency == {access.API_HANDLER}
     deleters = {name for name, fn in by_name.items() if "dynamodb:DeleteItem" in granted(template, fn, "dynamodb")}
-    assert deleters == {access.API_HANDLER, "appointment-reminders", "coupon-expiry"}
+    # The waits delete the token they answer themselves when the order moved on before they parked.
+    assert deleters == {access.API_HANDLER, "appointment-reminders", "coupon-expiry", "order_notify_store",
+                        "order_await", "order_dispatch_courier"}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -452,14 +454,14 @@ def test_every_state_waiting_for_a_task_token_times_out(packaged, stage):
         # Each wait's deadline is the orders configuration's, carried by the execution's input.
         path = state.get("TimeoutSecondsPath", "")
         assert path.startswith("$.deadlines."), name
-        assert 0 < deadlines[path.removeprefix("$.deadlines.")] <= 7 * 24 * 3600, name
+        assert 0 < deadlines[path.removeprefix("$.deadlines.")] <= 30 * 24 * 3600, name
 
 
 def test_a_state_waiting_for_its_token_without_a_timeout_is_refused():
     definition = json.loads(asl.render(lambda variable: "${" + variable + "}"))
-    del definition["States"]["WaitForStoreAcceptance"]["TimeoutSecondsPath"]
+    del definition["States"]["AwaitStore"]["TimeoutSecondsPath"]
     assert asl.problems(definition) == [
-        "definition.States.WaitForStoreAcceptance: "
+        "definition.States.AwaitStore: "
         "a task waiting for its token needs TimeoutSeconds or HeartbeatSeconds",
     ]
 

@@ -16,9 +16,11 @@ import requests
 
 from chalicelib import clock
 from chalicelib.orders import flow
+from chalicelib.orders.fulfillment import PACKING
 from chalicelib.orders.models import Order, TaskToken
 from tests.conftest import eventually
 from tests.coupon_helpers import new_campaign
+from tests.fulfillment_helpers import collected, wait_until_parked
 from tests.order_helpers import (
     MEMBER_PRICE,
     PRICE,
@@ -396,7 +398,7 @@ def test_an_accepted_order_can_no_longer_be_cancelled(api, stack, members, store
     refused = api.post(f"/orders/{order_id}/cancel", token)
     assert refused.status_code == 409 and refused.json()["code"] == "NOT_CANCELLABLE"
     assert order_status(order_id) == "accepted"
-    assert eventually(lambda: flow.execution_status(order_id) == "SUCCEEDED", what="the execution to go on")
+    wait_until_parked(order_id, PACKING)  # the execution goes on
 
 
 # --- The sweeper ---------------------------------------------------------------------------------
@@ -471,7 +473,6 @@ def test_twenty_members_racing_for_the_last_five_units_get_five(api, members, st
 # --- Refund after completion ---------------------------------------------------------------------
 
 def test_a_completed_order_is_refunded_once_within_its_window(api, stack, members, store):
-    from chalicelib.orders import lifecycle
     from chalicelib.points import ledger
 
     sku = new_sku()
@@ -481,8 +482,7 @@ def test_a_completed_order_is_refunded_once_within_its_window(api, stack, member
     order_id = order["orderId"]
     pay(stack, order_id)
     eventually(lambda: waiting_for_store(order_id), what="the execution to wait for the store")
-    lifecycle.accept(order_id, store)
-    lifecycle.complete(order_id)
+    collected(api, store, order_id)
     assert level(store, sku) == {"storeId": store, "skuId": sku, "onHand": 4, "reserved": 0, "available": 4}
     assert ledger.find_transfer(member_id, f"order#{order_id}#earn") is not None
 
@@ -508,14 +508,12 @@ def test_an_order_not_completed_is_not_refundable(api, members, store):
 
 
 def test_the_refund_window_closes(api, stack, members, store):
-    from chalicelib.orders import lifecycle
 
     sku = new_sku()
     stock(store, sku, 5)
     _, token = buyer(api, members)
     order_id = paid_and_waiting(api, stack, token, pickup(store, (sku, 1)))
-    lifecycle.accept(order_id, store)
-    lifecycle.complete(order_id)
+    collected(api, store, order_id)
     eight_days_ago = clock.now() - dt.timedelta(days=8)
     Order(order_id).update(actions=[Order.completed_at.set(eight_days_ago)])
     answer = api.post(f"/orders/{order_id}/refund", token, json={"reason": "太晚了"})
@@ -542,23 +540,9 @@ def test_a_store_accepting_before_the_execution_waits_is_still_heard(api, stack,
     pay(stack, order_id)
     lifecycle.accept(order_id, store)  # racing the execution to its wait
     lifecycle.accept(order_id, store)  # the store's retry changes nothing
-    assert eventually(lambda: flow.execution_status(order_id) == "SUCCEEDED", what="the execution to hear it")
+    wait_until_parked(order_id, PACKING)  # the execution heard it and waits for the packing
     shown = api.get(f"/orders/{order_id}", token).json()
     assert [e["status"] for e in shown["timeline"]] == ["pending_payment", "paid", "accepted"]
-
-
-def test_a_failed_wait_never_refunds_an_order_a_store_accepted(api, stack, members, store):
-    from chalicelib.orders import lifecycle
-
-    sku = new_sku()
-    stock(store, sku, 5)
-    _, token = buyer(api, members)
-    order_id = paid_and_waiting(api, stack, token, pickup(store, (sku, 1)))
-    lifecycle.accept(order_id, store)
-
-    assert lifecycle.compensate(order_id, "no store accepted the order in time")["status"] == "accepted"
-    assert order_status(order_id) == "accepted" and sandbox_refunds(stack, order_id) == []
-    assert level(store, sku)["reserved"] == 1
 
 
 def test_a_paid_order_whose_execution_failed_is_refunded_by_the_sweeper_after_asking_wechat_pay(
@@ -642,15 +626,14 @@ def test_refund_notifications_apply_once_and_an_unknown_refund_is_refused(api, s
 
 
 def test_the_points_an_order_earned_are_posted_when_its_refund_window_closes(api, stack, members, store):
-    from chalicelib.orders import lifecycle
     from chalicelib.points import ledger
 
     sku = new_sku()
     stock(store, sku, 5)
     member_id, token = buyer(api, members)
     order_id = paid_and_waiting(api, stack, token, pickup(store, (sku, 1)))
-    lifecycle.accept(order_id, store)
-    completed = lifecycle.complete(order_id)
+    collected(api, store, order_id)
+    completed = Order.get(order_id)
     earned = ledger.find_transfer(member_id, f"order#{order_id}#earn")
     assert earned is not None and earned.kind == "pending" and available_points(member_id) == 0
 

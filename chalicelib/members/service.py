@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
@@ -34,6 +35,8 @@ from chalicelib.transact import Explain, Transaction
 from chalicelib.wechat import client as wechat
 
 __all__ = [
+    "OrderFacts",
+    "order_facts",
     "TIER_NAMES",
     "PhoneInUseError",
     "HeldOfflineError",
@@ -346,6 +349,24 @@ def tier_of(member_id: str) -> str:
         return Member.get(member_id, attributes_to_get=["tier"]).tier or "explorer"
     except DoesNotExist:
         return "explorer"
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """What an order's completion needs of its member: the tier its points earn at, who is credited."""
+
+    tier: str
+    guide_id: str | None  # the guide the member is bound to at that moment
+    referrer_id: str | None
+
+
+def order_facts(member_id: str, at: dt.datetime) -> OrderFacts:
+    try:
+        member = Member.get(member_id, attributes_to_get=["tier", "guide_id", "guide_bound_until", "referrer_id"])
+    except DoesNotExist:
+        return OrderFacts("explorer", None, None)
+    bound = member.guide_id if member.guide_bound_until is not None and member.guide_bound_until > at else None
+    return OrderFacts(member.tier or "explorer", bound, member.referrer_id)
 
 
 def tiers_of(member_ids: Iterable[str]) -> dict[str, str]:

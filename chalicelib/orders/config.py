@@ -14,10 +14,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["DeliveryFee", "OrdersConfig", "orders_config", "reset_orders_config", "CONFIG_ENV"]
+__all__ = ["DeliveryFee", "Sender", "OrdersConfig", "orders_config", "reset_orders_config", "CONFIG_ENV"]
 
 CONFIG_ENV = "SIYU_ORDERS_CONFIG"
 
@@ -40,6 +41,16 @@ def _default_fees() -> dict[str, DeliveryFee]:
     }
 
 
+class Sender(BaseModel):
+    """Where the warehouse's express parcels are sent from."""
+
+    name: str = "品牌中央仓"
+    phone: str = "021-60000000"
+    address: str = "上海市嘉定区安亭镇墨玉路 1 号"
+    lat: float = 31.29
+    lng: float = 121.16
+
+
 class OrdersConfig(BaseModel):
     # The sweeper closes an order still unpaid this long after its creation.
     payment_minutes: int = Field(default=15, ge=1, le=24 * 60)
@@ -55,6 +66,18 @@ class OrdersConfig(BaseModel):
     refund_window_days: int = Field(default=7, ge=0, le=90)
     # How long a store has to accept a paid order; then the execution's wait times out into its next move.
     store_acceptance_seconds: int = Field(default=1800, ge=1, le=7 * 86400)
+    # How many stores a delivery order may be routed to (the first included) before the warehouse ships it.
+    routed_stores: int = Field(default=3, ge=1, le=10)
+    # After acceptance: packing it, a courier delivering it, the member collecting it.
+    packing_seconds: int = Field(default=4 * 3600, ge=1, le=7 * 86400)
+    delivery_seconds: int = Field(default=6 * 3600, ge=1, le=7 * 86400)
+    pickup_seconds: int = Field(default=3 * 86400, ge=1, le=30 * 86400)
+    # An express parcel with no delivered report by then is taken as delivered.
+    express_seconds: int = Field(default=10 * 86400, ge=1, le=30 * 86400)
+    # The couriers a delivery order's dispatches go to in turn, and how many dispatches it gets.
+    delivery_couriers: list[Literal["dada", "wechat"]] = Field(default_factory=lambda: ["dada", "wechat"], min_length=1)
+    courier_dispatches: int = Field(default=3, ge=1, le=10)
+    warehouse: Sender = Field(default_factory=Sender)
     # A paid order whose execution has not settled the payment by then is looked at by the sweeper.
     settle_grace_seconds: int = Field(default=120, ge=10)
     # A refund WeChat Pay has not confirmed by then is asked about by the sweeper.
@@ -62,7 +85,18 @@ class OrdersConfig(BaseModel):
 
     def deadlines(self) -> dict[str, int]:
         """The execution's waits, in seconds: its input carries them, so each execution keeps the ones it started with."""
-        return {"storeAcceptanceSeconds": self.store_acceptance_seconds}
+        return {
+            "storeAcceptanceSeconds": self.store_acceptance_seconds,
+            "packingSeconds": self.packing_seconds,
+            "deliverySeconds": self.delivery_seconds,
+            "pickupSeconds": self.pickup_seconds,
+            "expressSeconds": self.express_seconds,
+            "returnWindowSeconds": self.refund_window_days * 86400,
+        }
+
+    def courier_for(self, attempt: int) -> str:
+        """The courier of the order's `attempt`-th dispatch (from 1): the list in turn."""
+        return self.delivery_couriers[(attempt - 1) % len(self.delivery_couriers)]
 
     def fee(self, mode: str, goods_after_discount: int) -> int:
         return self.fees[mode].for_goods(goods_after_discount) if mode in self.fees else 0

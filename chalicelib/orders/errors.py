@@ -16,6 +16,12 @@ __all__ = [
     "OrderNotWaitingError",
     "OrderCancelledError",
     "TaskInputError",
+    "WrongPickupCodeError",
+    "OrderNotReadyError",
+    "StoreRejectedError",
+    "NothingToRouteToError",
+    "CourierCancelledError",
+    "CourierGaveUpError",
     "NotificationRejected",
 ]
 
@@ -68,6 +74,32 @@ class OrderNotWaitingError(ConflictError):
 
 class OrderCancelledError(Exception):
     """Raised into a waiting execution: the member cancelled, compensate."""
+
+
+class WrongPickupCodeError(ConflictError):
+    code = "WRONG_PICKUP_CODE"
+    default_message = "that is not this order's pickup code"
+
+
+class OrderNotReadyError(ConflictError):
+    code = "ORDER_NOT_READY"
+    default_message = "the order is not ready for this step"
+
+
+class StoreRejectedError(Exception):
+    """Raised into a waiting execution: the store declined the order, route it on."""
+
+
+class NothingToRouteToError(Exception):
+    """No location is left that could fulfil the order: the execution refunds it."""
+
+
+class CourierCancelledError(Exception):
+    """Raised into a waiting execution: the courier cancelled its dispatch, dispatch again."""
+
+
+class CourierGaveUpError(Exception):
+    """Every dispatch the order may have was cancelled: the execution refunds it."""
 
 
 class TaskInputError(Exception):

@@ -3,8 +3,8 @@
 Every paid order runs as one execution of the state machine in
 infra/order.asl.json, named after the order id and started by the payment
 (an unpaid order never costs a state transition). A step that waits for a person
-or a partner (`WaitForStoreAcceptance`, ...) hands its task token to
-`notify_store`, which parks it in `TaskToken`; the call that ends the wait
+or a partner (`AwaitStore`, `AwaitPacking`, `AwaitDelivery`, ...) hands its task
+token to its task function, which parks it in `TaskToken`; the call that ends the wait
 (`resume` or `fail`) reads it back and answers Step Functions.
 
 The task functions run as Lambda functions (see app.py); the class name of an
@@ -19,7 +19,7 @@ from typing import Any
 
 from chalicelib import clock
 from chalicelib.config import settings
-from chalicelib.orders.errors import OrderCancelledError, OrderNotWaitingError, TaskInputError
+from chalicelib.orders.errors import OrderCancelledError, OrderNotWaitingError, StoreRejectedError, TaskInputError
 
 __all__ = [
     "STORE_ACCEPTANCE",
@@ -28,6 +28,11 @@ __all__ = [
     "execution_status",
     "settle_payment",
     "notify_store",
+    "await_step",
+    "dispatch_courier",
+    "reroute",
+    "complete_unreported",
+    "close_refund_window",
     "compensate",
     "park",
     "resume",
@@ -101,49 +106,131 @@ def settle_payment(event: dict[str, Any]) -> dict[str, Any]:
     return lifecycle.settle_payment(_order_id(event))
 
 
+def _token(event: dict[str, Any]) -> str:
+    token = event.get("taskToken")
+    if not isinstance(token, str) or not token:
+        raise TaskInputError("the task input has no taskToken")
+    return token
+
+
 def notify_store(event: dict[str, Any]) -> dict[str, Any]:
     """Park the execution until the store answers, and tell the store.
 
     The token is parked before the order is read: a member's cancellation or
-    a store's acceptance moves the order first and looks for the token after,
+    a store's answer moves the order first and looks for the token after,
     so one of the two always sees the other.
     """
-    from chalicelib.orders.models import ACCEPTED, REFUNDING
+    from chalicelib.orders.models import ACCEPTED, CLOSED
     from chalicelib.orders.service import find_order
 
     order_id = _order_id(event)
-    step = event.get("step") or STORE_ACCEPTANCE
-    token = event.get("taskToken")
-    if not isinstance(token, str) or not token:
-        raise TaskInputError("the task input has no taskToken")
-    park(order_id, step, token)
+    park(order_id, STORE_ACCEPTANCE, _token(event))
     order = find_order(order_id)
-    if order is not None and order.status == REFUNDING:
+    if order is None:
+        return {"orderId": order_id, "parked": STORE_ACCEPTANCE}
+    if order.status in CLOSED:
         raise OrderCancelledError(order_id)
-    if order is not None and order.status == ACCEPTED:
+    if order.declined_by == order.store_id:
+        raise StoreRejectedError(f"declined by {order.store_id}")
+    if order.status == ACCEPTED:
         # The store accepted before the execution got here: its resume may have found nothing parked.
-        try:
-            resume(order_id, step, {"storeId": order.store_id})
-        except OrderNotWaitingError:
-            pass  # it found the token after all and answered it
+        _resume_parked(order_id, STORE_ACCEPTANCE, {"storeId": order.store_id})
         return {"orderId": order_id, "accepted": True}
-    _log("order waiting for its store", order_id=order_id, step=step)
+    _log("order waiting for its store", order_id=order_id, store_id=order.store_id)
+    return {"orderId": order_id, "parked": STORE_ACCEPTANCE}
+
+
+def _resume_parked(order_id: str, step: str, result: dict[str, Any]) -> None:
+    try:
+        resume(order_id, step, result)
+    except OrderNotWaitingError:
+        pass  # the caller that moved the order found the token after all and answered it
+
+
+def await_step(event: dict[str, Any]) -> dict[str, Any]:
+    """Park the execution at `packing` or `pickup` until the store's call moves the order past it."""
+    from chalicelib.orders.fulfillment import PACKING, PICKUP
+    from chalicelib.orders.models import CLOSED, COMPLETED, DELIVERING, READY
+    from chalicelib.orders.service import find_order
+
+    order_id = _order_id(event)
+    step = event.get("step")
+    passed = {PACKING: (READY, DELIVERING, COMPLETED), PICKUP: (COMPLETED,)}
+    if step not in passed:
+        raise TaskInputError(f"no waiting step {step!r}")
+    park(order_id, step, _token(event))
+    order = find_order(order_id)
+    if order is not None and order.status in passed[step]:
+        _resume_parked(order_id, step, {"mode": order.mode} if step == PACKING else {"completed": True})
+    elif order is not None and order.status in CLOSED:
+        raise OrderCancelledError(order_id)
     return {"orderId": order_id, "parked": step}
+
+
+def dispatch_courier(event: dict[str, Any]) -> dict[str, Any]:
+    """Park the execution until the order's courier delivers it, after dispatching one (see fulfillment.dispatch)."""
+    from chalicelib.orders import fulfillment
+
+    order_id = _order_id(event)
+    step = event.get("step")
+    if step not in (fulfillment.DELIVERY, fulfillment.EXPRESS):
+        raise TaskInputError(f"no courier step {step!r}")
+    park(order_id, step, _token(event))
+    sent = fulfillment.dispatch(order_id)
+    if sent.get("completed"):
+        _resume_parked(order_id, step, {"completed": True})
+    return {"orderId": order_id, "parked": step, **sent}
+
+
+def reroute(event: dict[str, Any]) -> dict[str, Any]:
+    from chalicelib.orders import fulfillment
+
+    return fulfillment.reroute(_order_id(event))
+
+
+def complete_unreported(event: dict[str, Any]) -> dict[str, Any]:
+    from chalicelib.orders import lifecycle
+
+    return lifecycle.complete_unreported(_order_id(event))
+
+
+def close_refund_window(event: dict[str, Any]) -> dict[str, Any]:
+    """The return window has passed: the points the order earned are posted (a refund voided them)."""
+    from chalicelib.orders import lifecycle
+    from chalicelib.orders.service import get_order
+
+    order_id = _order_id(event)
+    return {"orderId": order_id, "closed": lifecycle.close_refund_window(get_order(order_id))}
 
 
 def compensate(event: dict[str, Any]) -> dict[str, Any]:
     """Undo what the order took and refund it, after any failure past payment."""
     from chalicelib.orders import lifecycle
+    from chalicelib.orders.service import get_order
 
     order_id = _order_id(event)
     error = (event.get("error") or {}).get("Error") or "failed"
     _log("order compensated by its execution", order_id=order_id, failed_with=error)
-    return lifecycle.compensate(order_id, _REASONS.get(error, f"the order could not go on ({error})"))
+    return lifecycle.compensate(order_id, _reason(error, get_order(order_id)))
+
+
+def _reason(error: str, order: Any) -> str:
+    """Why the execution refunds, as the member reads it on the order."""
+    from chalicelib.orders.models import ACCEPTED, WAITING_FOR_STORE
+
+    if error == "States.Timeout":
+        if order.status in WAITING_FOR_STORE:
+            return "no store accepted the order in time"
+        if order.status == ACCEPTED:
+            return "the store did not pack the order in time"
+        return "the order was not collected in time" if order.mode == "pickup" else "the order was not delivered in time"
+    return _REASONS.get(error, f"the order could not go on ({error})")
 
 
 _REASONS = {
     "OrderCancelledError": "cancelled before the store accepted",
-    "States.Timeout": "no store accepted the order in time",
+    "NothingToRouteToError": "no store could fulfil the order",
+    "CourierGaveUpError": "no courier could deliver the order",
 }
 
 

@@ -46,14 +46,18 @@ from chalicelib.orders.errors import (
 from chalicelib.orders.models import (
     ACCEPTED,
     CANCELLED,
+    CLOSED,
     COMPLETED,
+    DELIVERING,
     DUE_EARNED,
     DUE_REFUND,
     DUE_UNSETTLED,
     PAID,
     PENDING_PAYMENT,
+    READY,
     REFUNDED,
     REFUNDING,
+    WAITING_FOR_STORE,
     Order,
 )
 from chalicelib.orders.service import due_shard, find_order, get_order, member_order, timeline_entry
@@ -62,6 +66,8 @@ from chalicelib.points.errors import PendingResolvedError
 from chalicelib.transact import Transaction
 
 __all__ = [
+    "move",
+    "step",
     "apply_payment",
     "close_unpaid",
     "cancel",
@@ -76,11 +82,11 @@ __all__ = [
     "apply_refund",
     "refund",
     "settle_payment",
+    "complete_unreported",
 ]
 
-# Orders a member may still cancel with a full refund: paid, and no store has taken them.
-_CANCELLABLE_PAID = (PAID,)
-_CLOSED = (CANCELLED, REFUNDING, REFUNDED)
+# What the execution refunds when it cannot go on: the goods have not left the store.
+_REFUNDABLE_BY_EXECUTION = (*WAITING_FOR_STORE, ACCEPTED, READY)
 
 
 def _log(message: str, **fields: Any) -> None:
@@ -96,11 +102,12 @@ def _alarm(metric: str, message: str, **fields: Any) -> None:
     count(metric)
 
 
-def _step(status: str, at: dt.datetime, note: str | None = None) -> Any:
+def step(status: str, at: dt.datetime, note: str | None = None) -> Any:
+    """The update action appending `status` to the order's timeline."""
     return Order.timeline.set(Order.timeline.append([timeline_entry(status, at, note)]))
 
 
-def _move(order_id: str, actions: list[Any], condition: Any) -> bool:
+def move(order_id: str, actions: list[Any], condition: Any) -> bool:
     """One conditional write on the order; False if its condition said no."""
     try:
         transact.retrying(lambda: Order(order_id).update(actions=actions, condition=condition), busy=OrderBusyError)
@@ -137,11 +144,11 @@ def apply_payment(transaction: dict[str, Any]) -> bool:
     order_id, transaction_id, total = _check_transaction(transaction)
     now = clock.now()
     unpaid_and_same_amount = (Order.status == PENDING_PAYMENT) & (Order.payable == total)
-    applied = _move(order_id, [
+    applied = move(order_id, [
         Order.status.set(PAID),
         Order.transaction_id.set(transaction_id),
         Order.paid_at.set(now),
-        _step(PAID, now),
+        step(PAID, now),
         Order.due_shard.set(due_shard(DUE_UNSETTLED, order_id)),
         Order.due_at.set(now + dt.timedelta(seconds=orders_config().settle_grace_seconds)),
         Order.updated_at.set(now),
@@ -168,10 +175,10 @@ def _refused_payment(order: Order, transaction_id: str, total: int) -> None:
         # WeChat Pay refuses to take money for a closed order; should it have, the money goes back.
         _alarm("PaidAfterClose", "payment for a closed order: refunding it", order_id=order.order_id)
         now = clock.now()
-        _move(order.order_id, [
+        move(order.order_id, [
             Order.transaction_id.set(transaction_id), Order.refund_no.set(_refund_no(order.order_id)),
             Order.refund_amount.set(total), Order.refund_reason.set("订单已关闭"),
-            _step(CANCELLED, now, "paid after it was closed: refunded"), Order.updated_at.set(now),
+            step(CANCELLED, now, "paid after it was closed: refunded"), Order.updated_at.set(now),
         ], (Order.status == CANCELLED) & Order.transaction_id.does_not_exist())
         refund_at_wechat(get_order(order.order_id))
         return
@@ -189,7 +196,7 @@ def settle_payment(order_id: str) -> dict[str, Any]:
             points.post_order_spend(order.member_id, order_id, int(order.points_used))
         except PendingResolvedError:
             _log("order points were voided before the payment settled", order_id=order_id)
-    _move(order_id, [Order.due_shard.remove(), Order.due_at.remove()],
+    move(order_id, [Order.due_shard.remove(), Order.due_at.remove()],
           Order.due_shard == due_shard(DUE_UNSETTLED, order_id))
     return {"orderId": order_id, "settled": True}
 
@@ -232,7 +239,7 @@ def close_unpaid(order: Order, reason: str) -> Order:
     def build(txn: Transaction) -> None:
         txn.update(
             Order(order.order_id),
-            [Order.status.set(CANCELLED), _step(CANCELLED, now, reason), Order.due_shard.remove(),
+            [Order.status.set(CANCELLED), step(CANCELLED, now, reason), Order.due_shard.remove(),
              Order.due_at.remove(), Order.updated_at.set(now)],
             Order.status == PENDING_PAYMENT,
             label="order",
@@ -264,13 +271,13 @@ def cancel(member_id: str, order_id: str) -> Order:
     order = member_order(member_id, order_id)
     if order.status == PENDING_PAYMENT:
         order = close_unpaid(order, "cancelled by the member")  # paid after all: refunded below
-    if order.status in _CLOSED:
+    if order.status in CLOSED:
         return order
-    if order.status not in _CANCELLABLE_PAID:
+    if order.status not in WAITING_FOR_STORE:
         raise NotCancellableError()
-    if not start_refund(order, "cancelled before the store accepted", Order.status == PAID):
+    if not start_refund(order, "cancelled before the store accepted", Order.status.is_in(*WAITING_FOR_STORE)):
         current = get_order(order_id)
-        if current.status in _CLOSED:
+        if current.status in CLOSED:
             return current
         raise NotCancellableError()
     try:
@@ -289,8 +296,10 @@ def accept(order_id: str, store_id: str) -> Order:
     from chalicelib.orders import flow
 
     now = clock.now()
-    accepted = _move(order_id, [Order.status.set(ACCEPTED), _step(ACCEPTED, now, store_id), Order.updated_at.set(now)],
-                     (Order.status == PAID) & (Order.store_id == store_id))
+    waiting_for_this_store = (Order.status.is_in(*WAITING_FOR_STORE) & (Order.store_id == store_id)
+                              & Order.declined_by.does_not_exist())
+    accepted = move(order_id, [Order.status.set(ACCEPTED), step(ACCEPTED, now, store_id), Order.updated_at.set(now)],
+                    waiting_for_this_store)
     if not accepted:
         current = get_order(order_id)
         if current.store_id != store_id or current.status == PENDING_PAYMENT:
@@ -305,42 +314,61 @@ def accept(order_id: str, store_id: str) -> Order:
     return get_order(order_id)
 
 
-def complete(order_id: str) -> Order:
-    """The member has the goods: the stock leaves the shelf and the order's points are earned (pending).
+def complete(order: Order, condition: Any = None, actions: list[Any] | None = None) -> bool:
+    """The member has the goods: one write (under `condition`, by default a store holding the order,
+    with `actions` besides) credits the store and the member's guide; then the stock leaves the
+    shelf, the order's points are earned (pending) and a referrer is rewarded, each once.
 
-    The order is then due when its refund window closes: the sweeper posts the
-    points it earned (and finishes this step's effects, should they have been cut short).
+    True if this call completed it. The order is then due when its refund
+    window closes: the execution's Wait (or the sweeper) posts the points.
     """
     now = clock.now()
+    facts = _member_facts(order.member_id, now)
     window_end = now + dt.timedelta(days=orders_config().refund_window_days)
-    if _move(order_id, [Order.status.set(COMPLETED), Order.completed_at.set(now), _step(COMPLETED, now),
-                        Order.due_shard.set(due_shard(DUE_EARNED, order_id)), Order.due_at.set(window_end),
-                        Order.updated_at.set(now)],
-             Order.status.is_in(ACCEPTED, "ready", "delivering")):
-        _earn(get_order(order_id))
-    return get_order(order_id)
+    credit = [Order.credited_store_id.set(order.store_id)]
+    if facts.guide_id:
+        credit.append(Order.credited_guide_id.set(facts.guide_id))
+    if not move(order.order_id, [
+        Order.status.set(COMPLETED), Order.completed_at.set(now), step(COMPLETED, now), *credit,
+        Order.due_shard.set(due_shard(DUE_EARNED, order.order_id)), Order.due_at.set(window_end),
+        Order.updated_at.set(now), *(actions or []),
+    ], condition if condition is not None else Order.status.is_in(ACCEPTED, READY, DELIVERING)):
+        return False
+    _earn(order, facts.tier)
+    if facts.referrer_id:
+        points.award_referral(facts.referrer_id, order.member_id)
+    _log("order completed", order_id=order.order_id, store_id=order.store_id, guide_id=facts.guide_id)
+    return True
 
 
-def _earn(order: Order) -> Any:
+def complete_unreported(order_id: str) -> dict[str, Any]:
+    """An express parcel's deadline passed with no delivered report: it counts as delivered."""
+    order = get_order(order_id)
+    if complete(order, Order.status.is_in(READY, DELIVERING)):
+        return {"orderId": order_id, "completed": True}
+    return {"orderId": order_id, "completed": get_order(order_id).status == COMPLETED}
+
+
+def _earn(order: Order, tier: str) -> Any:
     """The completed order's stock shipped and its points earned, pending; each once."""
     stock.commit_order(order.order_id)
-    return points.earn_order_points(order.member_id, order.order_id, int(order.payable), _tier_of(order.member_id))
+    return points.earn_order_points(order.member_id, order.order_id, int(order.payable), tier)
 
 
 def close_refund_window(order: Order) -> bool:
     """The refund window of a completed order closed: the points it earned are posted, once."""
     if order.status != COMPLETED:
         return False
-    if _earn(order) is not None:
+    if _earn(order, _member_facts(order.member_id, clock.now()).tier) is not None:
         points.post_order_points(order.member_id, order.order_id)
-    return _move(order.order_id, [Order.due_shard.remove(), Order.due_at.remove()],
+    return move(order.order_id, [Order.due_shard.remove(), Order.due_at.remove()],
                  Order.due_shard == due_shard(DUE_EARNED, order.order_id))
 
 
-def _tier_of(member_id: str) -> str:
+def _member_facts(member_id: str, at: dt.datetime) -> Any:
     from chalicelib.members import service as members
 
-    return members.tier_of(member_id)
+    return members.order_facts(member_id, at)
 
 
 # --- Refunds ------------------------------------------------------------------------------------
@@ -352,12 +380,12 @@ def _refund_no(order_id: str) -> str:
 def start_refund(order: Order, reason: str, condition: Any) -> bool:
     """The decision to refund (`refunding`, under `condition`); then the goods, coupon and points go back."""
     now = clock.now()
-    moved = _move(order.order_id, [
+    moved = move(order.order_id, [
         Order.status.set(REFUNDING),
         Order.refund_no.set(_refund_no(order.order_id)),
         Order.refund_amount.set(int(order.payable)),
         Order.refund_reason.set(reason),
-        _step(REFUNDING, now, reason),
+        step(REFUNDING, now, reason),
         Order.due_shard.set(due_shard(DUE_REFUND, order.order_id)),
         Order.due_at.set(now + dt.timedelta(seconds=orders_config().refund_grace_seconds)),
         Order.updated_at.set(now),
@@ -366,17 +394,17 @@ def start_refund(order: Order, reason: str, condition: Any) -> bool:
 
 
 def compensate(order_id: str, reason: str) -> dict[str, Any]:
-    """The execution failed after payment (or the member cancelled): refund in full and give everything back.
+    """The execution cannot go on (or the member cancelled): refund in full and give everything back.
 
-    Only an order no store has accepted is refunded here: once a store holds
-    it, a failure of its acceptance wait (the store accepted as the wait timed
-    out) must not refund goods being packed, so it raises an alarm instead.
+    Only an order whose goods are still at the store is refunded here: one a
+    courier has picked up (or a completed one) raises an alarm instead, for a
+    person to look at.
     """
     order = get_order(order_id)
-    if order.status == PAID:
-        start_refund(order, reason, Order.status == PAID)
+    if order.status in _REFUNDABLE_BY_EXECUTION:
+        start_refund(order, reason, Order.status == order.status)
         order = get_order(order_id)
-    if order.status not in _CLOSED:
+    if order.status not in CLOSED:
         _alarm("CompensationRefused", "an order a store holds was not refunded by its execution",
                order_id=order_id, status=order.status, reason=reason)
         return {"orderId": order_id, "status": order.status}
@@ -431,10 +459,10 @@ def apply_refund(resource: dict[str, Any]) -> bool:
     now = clock.now()
     if status != "SUCCESS":
         _alarm("RefundNotSucceeded", "a refund did not succeed", order_id=order_id, refund_status=status)
-        return _move(order_id, [_step(REFUNDING, now, f"refund {status}"), Order.updated_at.set(now)],
+        return move(order_id, [step(REFUNDING, now, f"refund {status}"), Order.updated_at.set(now)],
                      Order.status == REFUNDING)
-    return _move(order_id, [
-        Order.status.set(REFUNDED), _step(REFUNDED, now), Order.due_shard.remove(), Order.due_at.remove(),
+    return move(order_id, [
+        Order.status.set(REFUNDED), step(REFUNDED, now), Order.due_shard.remove(), Order.due_at.remove(),
         Order.updated_at.set(now),
     ], (Order.status == REFUNDING) & (Order.refund_no == refund_no))
 

@@ -17,8 +17,13 @@ from chalicelib.db import SiyuModel
 __all__ = [
     "PENDING_PAYMENT",
     "PAID",
+    "ROUTED",
     "ACCEPTED",
+    "READY",
+    "DELIVERING",
     "COMPLETED",
+    "WAITING_FOR_STORE",
+    "CLOSED",
     "CANCELLED",
     "REFUNDING",
     "REFUNDED",
@@ -30,6 +35,7 @@ __all__ = [
     "OrderLine",
     "Address",
     "TimelineEntry",
+    "CourierDispatch",
     "Order",
     "OrdersByMember",
     "OrdersByStore",
@@ -37,8 +43,12 @@ __all__ = [
     "TaskToken",
 ]
 
-PENDING_PAYMENT, PAID, ACCEPTED, COMPLETED = "pending_payment", "paid", "accepted", "completed"
+PENDING_PAYMENT, PAID, ROUTED = "pending_payment", "paid", "routed"
+ACCEPTED, READY, DELIVERING, COMPLETED = "accepted", "ready", "delivering", "completed"
 CANCELLED, REFUNDING, REFUNDED = "cancelled", "refunding", "refunded"
+# Paid, and waiting for the location holding its stock to accept it.
+WAITING_FOR_STORE = (PAID, ROUTED)
+CLOSED = (CANCELLED, REFUNDING, REFUNDED)
 
 # What the sweeper must look at, and from when: an order waits for at most one of these at a time.
 DUE_UNPAID = "unpaid"  # its payment deadline
@@ -68,6 +78,19 @@ class TimelineEntry(MapAttribute):
     status = UnicodeAttribute()
     at = UTCDateTimeAttribute()
     note = UnicodeAttribute(null=True)
+
+
+class CourierDispatch(MapAttribute):
+    """The order's current courier dispatch; a re-dispatch replaces it (a new `ref`)."""
+
+    courier = UnicodeAttribute()  # dada, wechat, express
+    ref = UnicodeAttribute()  # our id of this dispatch at the courier: `<orderId>-<attempt>` (express: the order id)
+    attempt = NumberAttribute()
+    waybill_id = UnicodeAttribute(null=True)
+    status = UnicodeAttribute()  # chalicelib.couriers: dispatched, accepted, picked_up, delivered, cancelled
+    status_at = UTCDateTimeAttribute()  # the courier's time of `status`
+    rider_name = UnicodeAttribute(null=True)
+    rider_phone = UnicodeAttribute(null=True)
 
 
 class OrdersByMember(GlobalSecondaryIndex):
@@ -120,6 +143,14 @@ class Order(SiyuModel):
     lines = ListAttribute(of=OrderLine)
     mode = UnicodeAttribute()  # delivery, pickup, express
     store_id = UnicodeAttribute()  # the location holding the stock (`warehouse` for express)
+    # Every location the order was routed to, the current one last: a reroute never returns to one.
+    routed_to = ListAttribute(of=UnicodeAttribute, null=True)
+    declined_by = UnicodeAttribute(null=True)  # the current location, once it declined the order
+    pickup_code = UnicodeAttribute(null=True)
+    courier = CourierDispatch(null=True)
+    # Credited at completion (the guides issue settles commissions from these).
+    credited_store_id = UnicodeAttribute(null=True)
+    credited_guide_id = UnicodeAttribute(null=True)
     address = Address(null=True)
     coupon_id = UnicodeAttribute(null=True)
     points_used = NumberAttribute(default=0)

@@ -15,6 +15,7 @@ __all__ = [
     "DeliveryAddress",
     "Fulfillment",
     "OrderRequest",
+    "PickupRequest",
     "RefundRequest",
     "Amounts",
     "Payment",
@@ -72,6 +73,10 @@ class OrderRequest(RequestModel):
     points_to_use: int = Field(default=0, ge=0, le=MAX_POINTS)
 
 
+class PickupRequest(RequestModel):
+    pickup_code: str = Field(min_length=1, max_length=16, description="the code the member shows at the counter")
+
+
 class RefundRequest(RequestModel):
     reason: str = Field(min_length=1, max_length=80)
 
@@ -123,16 +128,18 @@ class Address(ResponseModel):
 
 
 class Courier(ResponseModel):
-    name: str
+    name: str = Field(description="the rider, once one has taken the parcel; until then the courier service")
     phone: str | None
-    status: str
+    status: Literal["dispatched", "accepted", "picked_up", "delivered", "cancelled"]
+    service: Literal["dada", "wechat", "express"]
+    waybill_id: str | None = Field(default=None, description="the courier's number (an express parcel's tracking number)")
 
 
 class FulfillmentView(ResponseModel):
     mode: Mode
     store_id: str
     address: Address | None = None
-    pickup_code: str | None = None
+    pickup_code: str | None = Field(default=None, description="only in the member's own view")
     courier: Courier | None = None
 
 

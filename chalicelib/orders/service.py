@@ -55,6 +55,8 @@ __all__ = [
     "due_shard",
     "timeline_entry",
     "create",
+    "delivery_candidates",
+    "description",
     "payment_for",
     "find_order",
     "check_order_id",
@@ -111,7 +113,7 @@ class _Read:
         )
 
 
-def _delivery_candidates(lat: float, lng: float, lines: int) -> list[str]:
+def delivery_candidates(lat: float, lng: float, lines: int) -> list[str]:
     """The nearest active stores that deliver to the address, from this container's cache of stores."""
     nearby = sorted(
         (store for store in stores.list_stores() if store.delivers_to(lat, lng)),
@@ -136,7 +138,7 @@ def _locations(body: OrderRequest) -> list[str]:
             raise InvalidRequestError("fulfillment.storeId", "is not a store that takes orders now")
         return [store.store_id]
     assert fulfillment.address is not None
-    candidates = _delivery_candidates(fulfillment.address.lat, fulfillment.address.lng, len(body.items))
+    candidates = delivery_candidates(fulfillment.address.lat, fulfillment.address.lng, len(body.items))
     if not candidates:
         raise OutOfRangeError()
     return candidates
@@ -280,12 +282,12 @@ def payment_for(order: Order) -> dict[str, str]:
     from chalicelib.wechat import pay
 
     prepay_id = pay.jsapi_prepay(
-        order.order_id, _description(order), int(order.payable), order.openid, order.pay_deadline
+        order.order_id, description(order), int(order.payable), order.openid, order.pay_deadline
     )
     return pay.payment_params(prepay_id)
 
 
-def _description(order: Order) -> str:
+def description(order: Order) -> str:
     first = order.lines[0].title
     return first if len(order.lines) == 1 else f"{first} 等{len(order.lines)}件"
 
@@ -337,7 +339,18 @@ def _amounts_view(order: Order) -> dict[str, Any]:
     }
 
 
-def order_view(order: Order) -> dict[str, Any]:
+def _courier_view(order: Order) -> dict[str, Any]:
+    dispatch = order.courier
+    if dispatch is None:
+        return {}
+    return {"courier": {
+        "name": dispatch.rider_name or dispatch.courier, "phone": dispatch.rider_phone, "status": dispatch.status,
+        "service": dispatch.courier, "waybillId": dispatch.waybill_id,
+    }}
+
+
+def order_view(order: Order, *, for_member: bool = True) -> dict[str, Any]:
+    """The order as its member sees it; the store's view (`for_member=False`) leaves out the pickup code."""
     address = order.address
     return {
         **_amounts_view(order),
@@ -352,6 +365,8 @@ def order_view(order: Order) -> dict[str, Any]:
             "storeId": order.store_id,
             **({"address": {"name": address.name, "phone": address.phone, "text": address.text,
                             "lat": float(address.lat), "lng": float(address.lng)}} if address else {}),
+            **({"pickupCode": order.pickup_code} if for_member and order.pickup_code else {}),
+            **_courier_view(order),
         },
         "paidAt": clock.iso(order.paid_at) if order.paid_at else None,
         "completedAt": clock.iso(order.completed_at) if order.completed_at else None,
@@ -366,7 +381,7 @@ def order_view(order: Order) -> dict[str, Any]:
 
 
 def _page(index: Any, hash_name: str, hash_value: str, limit: int, cursor: dict[str, Any] | None,
-          condition: Any = None) -> dict[str, Any]:
+          condition: Any = None, for_member: bool = True) -> dict[str, Any]:
     """A page of an index of orders, newest first; the cursor names the last order of the page before."""
     start = None
     if cursor is not None:
@@ -380,7 +395,7 @@ def _page(index: Any, hash_name: str, hash_value: str, limit: int, cursor: dict[
     page = page[:limit]
     last = page[-1] if page else None
     return {
-        "items": [order_view(order) for order in page],
+        "items": [order_view(order, for_member=for_member) for order in page],
         "nextCursor": {"after": last.order_id, "at": Order.created_at.serialize(last.created_at)}
         if more and last else None,
     }
@@ -394,7 +409,7 @@ def member_orders(member_id: str, limit: int, cursor: dict[str, Any] | None) -> 
 def store_orders(store_id: str, status: str | None, limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]:
     """The orders whose stock the store holds (in `status`, if given), newest first; unpaid ones are not its business."""
     condition = (Order.status == status) if status else (Order.status != PENDING_PAYMENT)
-    return _page(Order.by_store, "store_id", store_id, limit, cursor, condition)
+    return _page(Order.by_store, "store_id", store_id, limit, cursor, condition, for_member=False)
 
 
 def coupon_holders(order_ids: list[str]) -> dict[str, tuple[str, str | None]]:

@@ -19,6 +19,7 @@ __all__ = [
     "WechatError",
     "UserRefusedMessageError",
     "code_to_session",
+    "call_with_token",
     "phone_number",
     "send_subscribe_message",
 ]
@@ -136,7 +137,7 @@ def access_token(force_refresh: bool = False) -> str:
     return _fetch_stable_token(force_refresh)
 
 
-def _call_with_token(path: str, payload: dict[str, Any]) -> dict[str, Any]:
+def call_with_token(path: str, payload: dict[str, Any]) -> dict[str, Any]:
     """POST an API that takes an access token, retrying once on a stale token."""
     from wechatpy.exceptions import WeChatClientException
 
@@ -161,7 +162,7 @@ def _call_with_token(path: str, payload: dict[str, Any]) -> dict[str, Any]:
 def phone_number(code: str) -> str:
     """The phone number behind a getPhoneNumber button code."""
     try:
-        result = _call_with_token("/wxa/business/getuserphonenumber", {"code": code})
+        result = call_with_token("/wxa/business/getuserphonenumber", {"code": code})
     except WechatError as exc:
         if exc.errcode in (CODE_INVALID, CODE_USED, 40013):
             raise WechatCodeInvalidError("the phone number code is invalid or used") from exc
@@ -178,7 +179,7 @@ def send_subscribe_message(openid: str, template_id: str, data: dict[str, str], 
     if page:
         payload["page"] = page
     try:
-        _call_with_token("/cgi-bin/message/subscribe/send", payload)
+        call_with_token("/cgi-bin/message/subscribe/send", payload)
     except WechatError as exc:
         if exc.errcode == USER_REFUSED:
             raise UserRefusedMessageError() from exc
