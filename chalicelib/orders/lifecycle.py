@@ -359,7 +359,10 @@ def close_refund_window(order: Order) -> bool:
     """The refund window of a completed order closed: the points it earned are posted, once."""
     if order.status != COMPLETED:
         return False
-    if _earn(order, _member_facts(order.member_id, clock.now()).tier) is not None:
+    # Completion ships the stock, then earns the points: once they are earned, both were done.
+    earned = points.order_points_earned(order.member_id, order.order_id) \
+        or _earn(order, _member_facts(order.member_id, clock.now()).tier) is not None
+    if earned:
         points.post_order_points(order.member_id, order.order_id)
     return move(order.order_id, [Order.due_shard.remove(), Order.due_at.remove()],
                  Order.due_shard == due_shard(DUE_EARNED, order.order_id))

@@ -10,7 +10,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 
 from chalicelib.db import SiyuModel
 
@@ -94,25 +94,34 @@ class CourierDispatch(MapAttribute):
 
 
 class OrdersByMember(GlobalSecondaryIndex):
-    """A member's orders, newest first."""
+    """A member's orders, newest first.
+
+    Keys only: an order is updated at every move, and an index projecting
+    its attributes would be written at each of them; the page is read back
+    in one BatchGetItem instead.
+    """
 
     class Meta:
         index_name = "by-member"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     member_id = UnicodeAttribute(hash_key=True)
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
 class OrdersByStore(GlobalSecondaryIndex):
-    """The orders a location holds the stock of, newest first: the store's order list."""
+    """The orders a location holds the stock of, newest first: the store's order list.
+
+    Keys and the status (which the list filters on), for the reason of `OrdersByMember`.
+    """
 
     class Meta:
         index_name = "by-store"
-        projection = AllProjection()
+        projection = IncludeProjection(["status"])
 
     store_id = UnicodeAttribute(hash_key=True)
     created_at = UTCDateTimeAttribute(range_key=True)
+    status = UnicodeAttribute()
 
 
 class OrdersDue(GlobalSecondaryIndex):

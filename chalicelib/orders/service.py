@@ -389,15 +389,15 @@ def _page(index: Any, hash_name: str, hash_value: str, limit: int, cursor: dict[
         if not (isinstance(after, str) and isinstance(created, str)):
             raise InvalidRequestError("cursor", "is not a cursor this API gave out")
         start = {"order_id": {"S": after}, hash_name: {"S": hash_value}, "created_at": {"S": created}}
-    page = list(index.query(hash_value, scan_index_forward=False, limit=limit + 1, last_evaluated_key=start,
+    keys = list(index.query(hash_value, scan_index_forward=False, limit=limit + 1, last_evaluated_key=start,
                             filter_condition=condition))
-    more = len(page) > limit
-    page = page[:limit]
-    last = page[-1] if page else None
+    more = len(keys) > limit
+    page = [order for order in db.batch_get([(Order, key.order_id) for key in keys[:limit]]) if order is not None]
+    last = keys[limit - 1] if more else None
     return {
         "items": [order_view(order, for_member=for_member) for order in page],
         "nextCursor": {"after": last.order_id, "at": Order.created_at.serialize(last.created_at)}
-        if more and last else None,
+        if last is not None else None,
     }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from chalicelib import clock
 from chalicelib.points import ledger

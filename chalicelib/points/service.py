@@ -97,6 +97,7 @@ __all__ = [
     "approve_review",
     "receipt_view",
     "award_referral",
+    "order_points_earned",
     "earn_order_points",
     "post_order_points",
     "void_order_points",
@@ -359,6 +360,11 @@ def earn_order_points(
     if points <= 0:
         return None
     return earn_pending(member_id, points, f"order#{order_id}#earn", "order", order_id, spend_fen=paid_fen)
+
+
+def order_points_earned(member_id: str, order_id: str) -> bool:
+    """Whether the completed order's points were earned (one read, where a replay of the earning would write)."""
+    return ledger.find_transfer(member_id, f"order#{order_id}#earn") is not None
 
 
 def post_order_points(member_id: str, order_id: str) -> Receipt:
