@@ -160,7 +160,8 @@ ACCESS: dict[str, Access] = {
     "order_compensate": Access(domains={**_MOVES_ORDER_MONEY, "members": READ}, parameters=_PAYS),
     "order_reroute": Access(
         domains={"orders": READ | WRITE, "catalog": READ | WRITE},
-        tables={"stores": SCAN},  # the stores that deliver to the address
+        tables={"stores": SCAN, "order-task-tokens": _PARKS},  # the stores that deliver to the address
+        services=frozenset({Service.ANSWER_ORDER_WAITS}),
     ),
     "order_await": Access(
         tables={"order-task-tokens": _PARKS, "orders": READ},

@@ -309,6 +309,25 @@ def test_a_store_that_rejects_passes_the_reservation_to_the_next_store_in_one_mo
     assert credited(order_id) == (next_nearest, None)
 
 
+def test_a_reroute_retried_by_the_execution_moves_the_order_once(api, stack, members, spot):
+    from chalicelib import clock
+    from chalicelib.orders import fulfillment
+
+    stores = [store_near(spot, 0.2), store_near(spot, 2), store_near(spot, 4)]
+    sku = new_sku()
+    for store in stores:
+        stock(store, sku, 1)
+    _, token = buyer(api, members)
+    order_id = paid_and_waiting(api, stack, token, delivery(*spot, (sku, 1)))
+    asked_at = clock.now()
+    assert store_call(api, stores[0], order_id, "reject").status_code == 200
+    eventually(lambda: Order.get(order_id, consistent_read=True).store_id == stores[1], what="the reroute")
+
+    fulfillment.reroute(order_id, asked_at)  # the same invocation again, as a Lambda retry would run it
+    assert Order.get(order_id, consistent_read=True).store_id == stores[1]
+    assert [levels(store, sku) for store in stores] == [(1, 0, 1), (1, 1, 0), (1, 0, 1)]
+
+
 def test_a_store_silent_past_its_deadline_loses_the_order_to_the_next_store(api, stack, members, spot, configure):
     nearest, next_nearest = store_near(spot, 0.2), store_near(spot, 2)
     sku = new_sku()

@@ -74,20 +74,23 @@ def tasks(monkeypatch) -> dict[str, list[Any]]:
 
         return task
 
-    def dispatch(event: dict[str, Any]) -> dict[str, Any]:
-        calls["dispatch"].append(event["step"])
-        flow.park(event["orderId"], event["step"], event["taskToken"])
-        return {"orderId": event["orderId"], "parked": event["step"]}
+    def parking(name: str) -> Any:
+        def task(event: dict[str, Any]) -> dict[str, Any]:
+            calls[name].append(event["step"])
+            flow.park(event["orderId"], event["step"], event["taskToken"])
+            return {"orderId": event["orderId"], "parked": event["step"]}
+
+        return task
 
     def compensate(event: dict[str, Any]) -> dict[str, Any]:
         calls["compensate"].append((event.get("error") or {}).get("Error"))
         return {"orderId": event["orderId"], "status": "refunding"}
 
     monkeypatch.setattr(flow, "settle_payment", recorder("settle", {"settled": True}))
-    monkeypatch.setattr(flow, "reroute", recorder("reroute", {"routed": True}))
+    monkeypatch.setattr(flow, "reroute", parking("reroute"))
     monkeypatch.setattr(flow, "complete_unreported", recorder("complete", {"completed": True}))
     monkeypatch.setattr(flow, "close_refund_window", recorder("close", {"closed": True}))
-    monkeypatch.setattr(flow, "dispatch_courier", dispatch)
+    monkeypatch.setattr(flow, "dispatch_courier", parking("dispatch"))
     monkeypatch.setattr(flow, "compensate", compensate)
     with orders_configured(refund_window_days=0):
         yield calls
@@ -152,7 +155,7 @@ def test_a_rejection_or_a_silent_store_reroutes_and_waits_for_the_next_store(tas
 
     assert finished(execution_arn)["status"] == "SUCCEEDED"
     states = entered_states(history(execution_arn))
-    assert states[:5] == ["SettlePayment", "AwaitStore", "Reroute", "AwaitStore", "Reroute"]
+    assert states[:5] == ["SettlePayment", "AwaitStore", "Reroute", "RouteAgain", "Reroute"]
     assert states[-5:] == ["AwaitPacking", "HandOver", "AwaitDelivery", "ReturnWindow", "CloseRefundWindow"]
     assert tasks["compensate"] == []
 

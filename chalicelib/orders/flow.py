@@ -183,9 +183,18 @@ def dispatch_courier(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def reroute(event: dict[str, Any]) -> dict[str, Any]:
+    """Route the order on, then wait for its new store as `notify_store` does.
+
+    `enteredAt` (when the execution entered this state) keeps a retried
+    invocation from routing the order a second time.
+    """
     from chalicelib.orders import fulfillment
 
-    return fulfillment.reroute(_order_id(event))
+    entered_at = event.get("enteredAt")
+    if not isinstance(entered_at, str):
+        raise TaskInputError("the task input has no enteredAt")
+    fulfillment.reroute(_order_id(event), clock.parse_iso(entered_at))
+    return notify_store(event)
 
 
 def complete_unreported(event: dict[str, Any]) -> dict[str, Any]:

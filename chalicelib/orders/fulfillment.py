@@ -19,6 +19,7 @@ current dispatch: a report about one a re-dispatch replaced is stale.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
@@ -133,17 +134,20 @@ class _NoLongerWaiting(Exception):
     pass
 
 
-def reroute(order_id: str) -> dict[str, Any]:
+def reroute(order_id: str, asked_at: dt.datetime) -> dict[str, Any]:
     """Move the order's reservation to the next location that can fulfil it, in one transaction.
 
     The next store is the nearest untried one that delivers to the address and
     (by the stock index) holds everything, up to `routed_stores` stores; then
     the warehouse, by express. A pickup or express order has nowhere else to
     go. NothingToRouteToError when nothing is left (the execution refunds).
+    An order routed since `asked_at` is not routed again (the same request, retried).
     """
     order = get_order(order_id)
     if order.status not in WAITING_FOR_STORE:
         return _already_moved(order)
+    if order.routed_at is not None and order.routed_at >= asked_at:
+        return {"storeId": order.store_id, "routed": True}
     why = f"declined by {order.store_id}" if order.declined_by else f"{order.store_id} did not accept in time"
     tried = list(order.routed_to or [order.store_id])
     quantities: dict[str, int] = defaultdict(int)
@@ -159,6 +163,7 @@ def reroute(order_id: str) -> dict[str, Any]:
             txn.update(
                 Order(order_id),
                 [Order.store_id.set(location), Order.routed_to.set([*tried, location]), Order.status.set(ROUTED),
+                 Order.routed_at.set(now),
                  Order.mode.set("express" if location == WAREHOUSE else order.mode), Order.declined_by.remove(),
                  lifecycle.step(ROUTED, now, f"{why}: to {location}"), Order.updated_at.set(now)],
                 Order.status.is_in(*WAITING_FOR_STORE) & (Order.store_id == order.store_id),

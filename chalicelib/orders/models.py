@@ -154,6 +154,7 @@ class Order(SiyuModel):
     store_id = UnicodeAttribute()  # the location holding the stock (`warehouse` for express)
     # Every location the order was routed to, the current one last: a reroute never returns to one.
     routed_to = ListAttribute(of=UnicodeAttribute, null=True)
+    routed_at = UTCDateTimeAttribute(null=True)  # when the last reroute moved it
     declined_by = UnicodeAttribute(null=True)  # the current location, once it declined the order
     pickup_code = UnicodeAttribute(null=True)
     courier = CourierDispatch(null=True)
