@@ -268,7 +268,7 @@ def test_the_jobs_touch_only_their_own_tables(packaged, stage):
     deleters = {name for name, fn in by_name.items() if "dynamodb:DeleteItem" in granted(template, fn, "dynamodb")}
     # The waits delete the token they answer themselves when the order moved on before they parked.
     assert deleters == {access.API_HANDLER, "appointment-reminders", "coupon-expiry", "order_notify_store",
-                        "order_await", "order_dispatch_courier"}
+                        "order_await", "order_dispatch_courier", "order_reroute"}
 
 
 @pytest.mark.parametrize("stage", STAGES)
