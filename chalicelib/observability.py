@@ -11,14 +11,14 @@ import contextlib
 import functools
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.masking import mask
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics, Tracer
 
-__all__ = ["logger", "metrics", "tracer", "traced", "mask", "count"]
+__all__ = ["logger", "metrics", "tracer", "traced", "mask", "count", "info", "alarm"]
 
 SERVICE = "siyu"
 
@@ -50,6 +50,16 @@ def count(name: str, value: int = 1) -> None:
 
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace="siyu") as metric:
         metric.add_dimension(name="service", value=SERVICE)
+
+
+def info(message: str, **fields: Any) -> None:
+    logger().info(message, extra=fields)
+
+
+def alarm(metric: str, message: str, **fields: Any) -> None:
+    """Something a person must look at: an error line, and the metric its alarm watches."""
+    logger().error(message, extra=fields)
+    count(metric)
 
 
 @functools.cache

@@ -17,7 +17,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from chalicelib import clock
+from chalicelib import clock, observability
 from chalicelib.config import settings
 from chalicelib.orders.errors import OrderCancelledError, OrderNotWaitingError, StoreRejectedError, TaskInputError
 
@@ -91,11 +91,6 @@ def _order_id(event: Any) -> str:
     return order_id
 
 
-def _log(message: str, **fields: Any) -> None:
-    from chalicelib.observability import logger
-
-    logger().info(message, extra=fields)
-
 
 # --- Task functions (Lambda handlers in app.py delegate here) -----------------
 
@@ -136,7 +131,7 @@ def notify_store(event: dict[str, Any]) -> dict[str, Any]:
         # The store accepted before the execution got here: its resume may have found nothing parked.
         _resume_parked(order_id, STORE_ACCEPTANCE, {"storeId": order.store_id})
         return {"orderId": order_id, "accepted": True}
-    _log("order waiting for its store", order_id=order_id, store_id=order.store_id)
+    observability.info("order waiting for its store", order_id=order_id, store_id=order.store_id)
     return {"orderId": order_id, "parked": STORE_ACCEPTANCE}
 
 
@@ -219,7 +214,7 @@ def compensate(event: dict[str, Any]) -> dict[str, Any]:
 
     order_id = _order_id(event)
     error = (event.get("error") or {}).get("Error") or "failed"
-    _log("order compensated by its execution", order_id=order_id, failed_with=error)
+    observability.info("order compensated by its execution", order_id=order_id, failed_with=error)
     return lifecycle.compensate(order_id, _reason(error, get_order(order_id)))
 
 

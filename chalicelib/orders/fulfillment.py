@@ -24,7 +24,7 @@ import secrets
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import clock, transact
+from chalicelib import clock, observability, transact
 from chalicelib.catalog import service as catalog
 from chalicelib.catalog import stock
 from chalicelib.catalog.errors import OutOfStockError, StockBusyError
@@ -78,17 +78,6 @@ PACKING, PICKUP, DELIVERY, EXPRESS = "packing", "pickup", "delivery", "express"
 _HANDED_TO_COURIER = (READY, DELIVERING)
 
 
-def _log(message: str, **fields: Any) -> None:
-    from chalicelib.observability import logger
-
-    logger().info(message, extra=fields)
-
-
-def _alarm(metric: str, message: str, **fields: Any) -> None:
-    from chalicelib.observability import count, logger
-
-    logger().error(message, extra=fields)
-    count(metric)
 
 
 def _stores_order(order_id: str, store_id: str) -> Order:
@@ -119,15 +108,15 @@ def reject(order_id: str, store_id: str) -> Order:
         order_id, [Order.declined_by.set(store_id), Order.updated_at.set(now)],
         Order.status.is_in(*WAITING_FOR_STORE) & (Order.store_id == store_id) & Order.declined_by.does_not_exist(),
     )
-    if not declined:
-        current = _stores_order(order_id, store_id)
-        if current.declined_by != store_id:
+    if declined is None:
+        declined = _stores_order(order_id, store_id)
+        if declined.declined_by != store_id:
             raise OrderNotWaitingError("the order is not waiting for this store to accept it")
     try:
         flow.fail(order_id, flow.STORE_ACCEPTANCE, "StoreRejectedError", f"declined by {store_id}")
     except SiyuError:
         pass  # not parked yet: the waiting step sees the refusal when it parks
-    return get_order(order_id)
+    return declined
 
 
 class _NoLongerWaiting(Exception):
@@ -144,10 +133,8 @@ def reroute(order_id: str, asked_at: dt.datetime) -> dict[str, Any]:
     An order routed since `asked_at` is not routed again (the same request, retried).
     """
     order = get_order(order_id)
-    if order.status not in WAITING_FOR_STORE:
-        return _already_moved(order)
-    if order.routed_at is not None and order.routed_at >= asked_at:
-        return {"storeId": order.store_id, "routed": True}
+    if order.status not in WAITING_FOR_STORE or _routed_since(order, asked_at):
+        return _already_moved(order, asked_at)
     why = f"declined by {order.store_id}" if order.declined_by else f"{order.store_id} did not accept in time"
     tried = list(order.routed_to or [order.store_id])
     quantities: dict[str, int] = defaultdict(int)
@@ -166,7 +153,8 @@ def reroute(order_id: str, asked_at: dt.datetime) -> dict[str, Any]:
                  Order.routed_at.set(now),
                  Order.mode.set("express" if location == WAREHOUSE else order.mode), Order.declined_by.remove(),
                  lifecycle.step(ROUTED, now, f"{why}: to {location}"), Order.updated_at.set(now)],
-                Order.status.is_in(*WAITING_FOR_STORE) & (Order.store_id == order.store_id),
+                Order.status.is_in(*WAITING_FOR_STORE) & (Order.store_id == order.store_id)
+                & (Order.routed_at.does_not_exist() | (Order.routed_at < asked_at)),
                 label="order",
                 explain=lambda old: _NoLongerWaiting(),
             )
@@ -179,14 +167,21 @@ def reroute(order_id: str, asked_at: dt.datetime) -> dict[str, Any]:
         except OutOfStockError:
             continue
         except _NoLongerWaiting:
-            return _already_moved(get_order(order_id))
-        _log("order routed on", order_id=order_id, to=location, why=why)
+            return _already_moved(get_order(order_id), asked_at)
+        observability.info("order routed on", order_id=order_id, to=location, why=why)
         return {"storeId": location, "routed": True}
     raise NothingToRouteToError(f"{why}, and no other location can fulfil the order")
 
 
-def _already_moved(order: Order) -> dict[str, Any]:
-    """A reroute that found the order accepted meanwhile goes back to wait (its step resumes at once); a closed one is compensated."""
+def _routed_since(order: Order, asked_at: dt.datetime) -> bool:
+    return order.routed_at is not None and order.routed_at >= asked_at
+
+
+def _already_moved(order: Order, asked_at: dt.datetime) -> dict[str, Any]:
+    """What a reroute answers when the order moved without it: routed by this same request before it
+    was retried, or accepted meanwhile (its wait resumes at once); a closed order is compensated."""
+    if order.status in WAITING_FOR_STORE and _routed_since(order, asked_at):
+        return {"storeId": order.store_id, "routed": True}
     if order.status in (ACCEPTED, READY, DELIVERING, COMPLETED):
         return {"storeId": order.store_id, "routed": False}
     raise OrderCancelledError(order.order_id)
@@ -216,12 +211,13 @@ def ready(order_id: str, store_id: str) -> Order:
     actions = [Order.status.set(READY), lifecycle.step(READY, now), Order.updated_at.set(now)]
     if order.mode == "pickup":
         actions.append(Order.pickup_code.set(f"{secrets.randbelow(10 ** 6):06d}"))
-    if not lifecycle.move(order_id, actions, (Order.status == ACCEPTED) & (Order.store_id == store_id)):
+    packed = lifecycle.move(order_id, actions, (Order.status == ACCEPTED) & (Order.store_id == store_id))
+    if packed is None:
         order = get_order(order_id)
         if order.status not in (READY, DELIVERING, COMPLETED):
             raise OrderNotWaitingError("only an order this store has accepted can be packed")
         return order
-    order = get_order(order_id)
+    order = packed
     if order.mode == "pickup":
         _send_pickup_code(order)
     _tell_execution(order_id, PACKING, {"mode": order.mode})
@@ -238,9 +234,7 @@ def _send_pickup_code(order: Order) -> None:
             page=f"pages/orders/detail?id={order.order_id}",
         )
     except Exception:  # the code is on the order page either way
-        from chalicelib.observability import logger
-
-        logger().exception("pickup code message not sent", extra={"order_id": order.order_id})
+        observability.logger().exception("pickup code message not sent", extra={"order_id": order.order_id})
 
 
 def collect(order_id: str, store_id: str, pickup_code: str) -> Order:
@@ -263,19 +257,18 @@ def collect(order_id: str, store_id: str, pickup_code: str) -> Order:
     return get_order(order_id)
 
 
-def _upload_shipping(order: Order, logistics_type: int, dispatch: CourierDispatch | None = None) -> None:
+def _upload_shipping(order: Order, logistics_type: int, tracking_no: str | None = None) -> None:
     """WeChat settles a mini-program order's money only once its shipping is uploaded; a failure raises an alarm."""
     from chalicelib.wechat import shipping
 
-    express = dispatch is not None and dispatch.courier == "express"
     try:
         shipping.upload_shipping_info(
-            order.transaction_id or "", order.openid, logistics_type, description(order),
-            tracking_no=dispatch.waybill_id if express and dispatch else None,
-            express_company=settings().express_delivery_id if express else None,
+            order.transaction_id or "", order.openid, logistics_type, description(order), tracking_no=tracking_no,
+            express_company=settings().express_delivery_id if logistics_type == shipping.EXPRESS else None,
         )
     except Exception:
-        _alarm("ShippingInfoNotUploaded", "shipping information not uploaded to WeChat", order_id=order.order_id)
+        observability.alarm("ShippingInfoNotUploaded", "shipping information not uploaded to WeChat",
+                            order_id=order.order_id)
 
 
 # --- Couriers ---------------------------------------------------------------------------------
@@ -324,14 +317,15 @@ def _record_waybill(order: Order, current: CourierDispatch, waybill: couriers.Wa
     from chalicelib.wechat import shipping
 
     lifecycle.move(order.order_id, [Order.courier.waybill_id.set(waybill.waybill_id)], Order.courier.ref == current.ref)
-    if int(current.attempt) == 1:
-        current.waybill_id = waybill.waybill_id
-        _upload_shipping(order, shipping.EXPRESS if current.courier == "express" else shipping.SAME_CITY, current)
+    if int(current.attempt) == 1:  # the goods leave the store once, whatever the re-dispatches
+        if current.courier == "express":
+            _upload_shipping(order, shipping.EXPRESS, tracking_no=waybill.waybill_id)
+        else:
+            _upload_shipping(order, shipping.SAME_CITY)
 
 
 def _parcel(order: Order, ref: str) -> couriers.Parcel:
     from chalicelib import couriers
-
     from chalicelib.stores import service as stores
 
     if order.store_id == WAREHOUSE:
@@ -351,14 +345,13 @@ def _parcel(order: Order, ref: str) -> couriers.Parcel:
 def apply_report(report: couriers.Report) -> str:
     """A courier's (verified or confirmed) word on a dispatch: `applied`, `late` or `stale`; each status once, forward only."""
     from chalicelib import couriers
-
     from chalicelib.orders import flow
 
     order_id = report.ref.split("-", 1)[0]
     order = find_order(order_id)
     current = order.courier if order is not None else None
     if order is None or current is None or current.ref != report.ref or current.courier != report.courier:
-        _log("courier report about no current dispatch", ref=report.ref, courier=report.courier, status=report.status)
+        observability.info("courier report about no current dispatch", ref=report.ref, courier=report.courier, status=report.status)
         return "stale"
     now = clock.now()
     this_dispatch = Order.courier.ref == report.ref
@@ -378,10 +371,10 @@ def apply_report(report: couriers.Report) -> str:
         except SiyuError:
             pass  # the dispatch step, when it runs, sees the cancelled dispatch and sends the next
         return "applied"
-    earlier = [status for status in couriers.FORWARD if couriers.rank(status) < couriers.rank(report.status)]
-    moving_forward = this_dispatch & Order.courier.status.is_in(*earlier) if earlier else None
-    if moving_forward is None:
+    earlier = couriers.FORWARD[:couriers.rank(report.status)]
+    if not earlier:
         return _late(report, current)
+    moving_forward = this_dispatch & Order.courier.status.is_in(*earlier)
     if report.status == "delivered":
         if not lifecycle.complete(order, moving_forward & Order.status.is_in(*_HANDED_TO_COURIER), courier_moves):
             return _late(report, current)
@@ -396,9 +389,7 @@ def apply_report(report: couriers.Report) -> str:
 
 
 def _late(report: couriers.Report, current: CourierDispatch) -> str:
-    from chalicelib.observability import count
-
-    _log("courier report late or repeated: recorded, not applied", ref=report.ref, courier=report.courier,
+    observability.info("courier report late or repeated: recorded, not applied", ref=report.ref, courier=report.courier,
          status=report.status, code=report.code, at=clock.iso(report.at), current=current.status)
-    count("CourierReportLate")
+    observability.count("CourierReportLate")
     return "late"

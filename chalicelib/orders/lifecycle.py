@@ -26,7 +26,7 @@ from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import clock, transact
+from chalicelib import clock, observability, transact
 from chalicelib.catalog import stock
 from chalicelib.catalog.errors import StockBusyError
 from chalicelib.config import settings
@@ -89,17 +89,6 @@ __all__ = [
 _REFUNDABLE_BY_EXECUTION = (*WAITING_FOR_STORE, ACCEPTED, READY)
 
 
-def _log(message: str, **fields: Any) -> None:
-    from chalicelib.observability import logger
-
-    logger().info(message, extra=fields)
-
-
-def _alarm(metric: str, message: str, **fields: Any) -> None:
-    from chalicelib.observability import count, logger
-
-    logger().error(message, extra=fields)
-    count(metric)
 
 
 def step(status: str, at: dt.datetime, note: str | None = None) -> Any:
@@ -107,15 +96,17 @@ def step(status: str, at: dt.datetime, note: str | None = None) -> Any:
     return Order.timeline.set(Order.timeline.append([timeline_entry(status, at, note)]))
 
 
-def move(order_id: str, actions: list[Any], condition: Any) -> bool:
-    """One conditional write on the order; False if its condition said no."""
+def move(order_id: str, actions: list[Any], condition: Any) -> Order | None:
+    """One conditional write on the order: the order as written, None if its condition said no."""
+    order = Order(order_id)
     try:
-        transact.retrying(lambda: Order(order_id).update(actions=actions, condition=condition), busy=OrderBusyError)
+        # pynamodb's update fills `order` with every attribute of the item as written (ALL_NEW).
+        transact.retrying(lambda: order.update(actions=actions, condition=condition), busy=OrderBusyError)
     except UpdateError as exc:
         if not transact.condition_failed(exc):
             raise
-        return False
-    return True
+        return None
+    return order
 
 
 # --- Payment --------------------------------------------------------------------------------
@@ -152,7 +143,7 @@ def apply_payment(transaction: dict[str, Any]) -> bool:
         Order.due_shard.set(due_shard(DUE_UNSETTLED, order_id)),
         Order.due_at.set(now + dt.timedelta(seconds=orders_config().settle_grace_seconds)),
         Order.updated_at.set(now),
-    ], unpaid_and_same_amount)
+    ], unpaid_and_same_amount) is not None
     if not applied:
         order = find_order(order_id)
         if order is None:
@@ -162,18 +153,18 @@ def apply_payment(transaction: dict[str, Any]) -> bool:
             return False
     flow.start(order_id)
     if applied:
-        _log("order paid", order_id=order_id, amount=total)
+        observability.info("order paid", order_id=order_id, amount=total)
     return applied
 
 
 def _refused_payment(order: Order, transaction_id: str, total: int) -> None:
     if order.status == PENDING_PAYMENT:
-        _alarm("PaymentAmountMismatch", "payment amount does not match the order",
+        observability.alarm("PaymentAmountMismatch", "payment amount does not match the order",
                order_id=order.order_id, paid=total, payable=int(order.payable))
         raise NotificationRejected("the amount does not match the order")
     if order.status == CANCELLED and order.transaction_id is None:
         # WeChat Pay refuses to take money for a closed order; should it have, the money goes back.
-        _alarm("PaidAfterClose", "payment for a closed order: refunding it", order_id=order.order_id)
+        observability.alarm("PaidAfterClose", "payment for a closed order: refunding it", order_id=order.order_id)
         now = clock.now()
         move(order.order_id, [
             Order.transaction_id.set(transaction_id), Order.refund_no.set(_refund_no(order.order_id)),
@@ -182,7 +173,7 @@ def _refused_payment(order: Order, transaction_id: str, total: int) -> None:
         ], (Order.status == CANCELLED) & Order.transaction_id.does_not_exist())
         refund_at_wechat(get_order(order.order_id))
         return
-    _alarm("SecondPayment", "a second transaction for a paid order", order_id=order.order_id)
+    observability.alarm("SecondPayment", "a second transaction for a paid order", order_id=order.order_id)
     raise NotificationRejected("the order was paid by another transaction")
 
 
@@ -195,7 +186,7 @@ def settle_payment(order_id: str) -> dict[str, Any]:
         try:
             points.post_order_spend(order.member_id, order_id, int(order.points_used))
         except PendingResolvedError:
-            _log("order points were voided before the payment settled", order_id=order_id)
+            observability.info("order points were voided before the payment settled", order_id=order_id)
     move(order_id, [Order.due_shard.remove(), Order.due_at.remove()],
           Order.due_shard == due_shard(DUE_UNSETTLED, order_id))
     return {"orderId": order_id, "settled": True}
@@ -254,7 +245,7 @@ def close_unpaid(order: Order, reason: str) -> Order:
         transact.write(build, busy=StockBusyError)
     except _AlreadyClosed:
         pass
-    _log("order closed", order_id=order.order_id, reason=reason)
+    observability.info("order closed", order_id=order.order_id, reason=reason)
     return get_order(order.order_id)
 
 
@@ -300,18 +291,18 @@ def accept(order_id: str, store_id: str) -> Order:
                               & Order.declined_by.does_not_exist())
     accepted = move(order_id, [Order.status.set(ACCEPTED), step(ACCEPTED, now, store_id), Order.updated_at.set(now)],
                     waiting_for_this_store)
-    if not accepted:
-        current = get_order(order_id)
-        if current.store_id != store_id or current.status == PENDING_PAYMENT:
+    if accepted is None:
+        accepted = get_order(order_id)
+        if accepted.store_id != store_id or accepted.status == PENDING_PAYMENT:
             raise OrderNotFoundError()
-        if current.status != ACCEPTED:
+        if accepted.status != ACCEPTED:
             raise OrderNotWaitingError("the order is not waiting for this store to accept it")
         # Accepted before, but the execution may not have heard it: tell it again.
     try:
         flow.resume(order_id, flow.STORE_ACCEPTANCE, {"storeId": store_id})
     except SiyuError:
         pass  # not parked yet: the waiting step sees `accepted` when it parks
-    return get_order(order_id)
+    return accepted
 
 
 def complete(order: Order, condition: Any = None, actions: list[Any] | None = None) -> bool:
@@ -337,7 +328,7 @@ def complete(order: Order, condition: Any = None, actions: list[Any] | None = No
     _earn(order, facts.tier)
     if facts.referrer_id:
         points.award_referral(facts.referrer_id, order.member_id)
-    _log("order completed", order_id=order.order_id, store_id=order.store_id, guide_id=facts.guide_id)
+    observability.info("order completed", order_id=order.order_id, store_id=order.store_id, guide_id=facts.guide_id)
     return True
 
 
@@ -365,7 +356,7 @@ def close_refund_window(order: Order) -> bool:
     if earned:
         points.post_order_points(order.member_id, order.order_id)
     return move(order.order_id, [Order.due_shard.remove(), Order.due_at.remove()],
-                 Order.due_shard == due_shard(DUE_EARNED, order.order_id))
+                Order.due_shard == due_shard(DUE_EARNED, order.order_id)) is not None
 
 
 def _member_facts(member_id: str, at: dt.datetime) -> Any:
@@ -383,7 +374,7 @@ def _refund_no(order_id: str) -> str:
 def start_refund(order: Order, reason: str, condition: Any) -> bool:
     """The decision to refund (`refunding`, under `condition`); then the goods, coupon and points go back."""
     now = clock.now()
-    moved = move(order.order_id, [
+    return move(order.order_id, [
         Order.status.set(REFUNDING),
         Order.refund_no.set(_refund_no(order.order_id)),
         Order.refund_amount.set(int(order.payable)),
@@ -392,8 +383,7 @@ def start_refund(order: Order, reason: str, condition: Any) -> bool:
         Order.due_shard.set(due_shard(DUE_REFUND, order.order_id)),
         Order.due_at.set(now + dt.timedelta(seconds=orders_config().refund_grace_seconds)),
         Order.updated_at.set(now),
-    ], condition)
-    return moved
+    ], condition) is not None
 
 
 def compensate(order_id: str, reason: str) -> dict[str, Any]:
@@ -408,7 +398,7 @@ def compensate(order_id: str, reason: str) -> dict[str, Any]:
         start_refund(order, reason, Order.status == order.status)
         order = get_order(order_id)
     if order.status not in CLOSED:
-        _alarm("CompensationRefused", "an order a store holds was not refunded by its execution",
+        observability.alarm("CompensationRefused", "an order a store holds was not refunded by its execution",
                order_id=order_id, status=order.status, reason=reason)
         return {"orderId": order_id, "status": order.status}
     if order.status == REFUNDING:
@@ -461,13 +451,13 @@ def apply_refund(resource: dict[str, Any]) -> bool:
         raise NotificationRejected("no such refund")
     now = clock.now()
     if status != "SUCCESS":
-        _alarm("RefundNotSucceeded", "a refund did not succeed", order_id=order_id, refund_status=status)
+        observability.alarm("RefundNotSucceeded", "a refund did not succeed", order_id=order_id, refund_status=status)
         return move(order_id, [step(REFUNDING, now, f"refund {status}"), Order.updated_at.set(now)],
-                     Order.status == REFUNDING)
+                    Order.status == REFUNDING) is not None
     return move(order_id, [
         Order.status.set(REFUNDED), step(REFUNDED, now), Order.due_shard.remove(), Order.due_at.remove(),
         Order.updated_at.set(now),
-    ], (Order.status == REFUNDING) & (Order.refund_no == refund_no))
+    ], (Order.status == REFUNDING) & (Order.refund_no == refund_no)) is not None
 
 
 def refund(member_id: str, order_id: str, reason: str) -> Order:

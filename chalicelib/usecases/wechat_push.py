@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from chalicelib.orders import courier_reports
 from chalicelib.wechat import push
 
 __all__ = ["verification", "on_event"]
@@ -23,6 +22,7 @@ def verification(query: Mapping[str, str]) -> tuple[int, str, str]:
 def on_event(query: Mapping[str, str], body: bytes) -> tuple[int, str, str]:
     """POST: one event, verified and decrypted; instant-delivery and express waybill updates move orders."""
     from chalicelib.observability import logger
+    from chalicelib.orders import courier_reports
 
     try:
         event = push.read_event(query, body)
