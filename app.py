@@ -8,10 +8,12 @@ handler calls one service function. Domains and models load on first use
 
 from __future__ import annotations
 
+from typing import Any
+
 from chalice import Chalice, Cron
 
 from chalicelib.auth import ADMIN, GUIDE, MEMBER, STAFF
-from chalicelib.http import Api, Call, WebhookCall
+from chalicelib.http import Api, Call, Rendered, WebhookCall
 from chalicelib.lazy import LazyModule, LazyNames
 
 # Logging is Powertools' (chalicelib.observability), not a second plain-text handler.
@@ -27,13 +29,16 @@ messaging = LazyModule("chalicelib.messaging.service")
 points = LazyModule("chalicelib.points.service")
 points_jobs = LazyModule("chalicelib.points.jobs")
 catalog = LazyModule("chalicelib.catalog.service")
+stock_import = LazyModule("chalicelib.catalog.stock_import")
 orders = LazyModule("chalicelib.orders.service")
 order_lifecycle = LazyModule("chalicelib.orders.lifecycle")
 order_payments = LazyModule("chalicelib.orders.payment")
 order_sweeper = LazyModule("chalicelib.orders.sweeper")
+pay_reconciliation_job = LazyModule("chalicelib.orders.reconciliation")
 orders_flow = LazyModule("chalicelib.orders.flow")
 fulfillment = LazyModule("chalicelib.orders.fulfillment")
 courier_reports = LazyModule("chalicelib.orders.courier_reports")
+guides = LazyModule("chalicelib.guides.service")
 wechat_push = LazyModule("chalicelib.usecases.wechat_push")
 stores = LazyModule("chalicelib.stores.service")
 appointments = LazyModule("chalicelib.appointments.service")
@@ -48,6 +53,10 @@ admin_points = LazyModule("chalicelib.usecases.admin_points")
 own_writes = LazyModule("chalicelib.usecases.own_writes")
 tier_review_job = LazyModule("chalicelib.usecases.tier_review")
 nightly_audit = LazyModule("chalicelib.usecases.audit")
+guide_customers = LazyModule("chalicelib.usecases.guide_customers")
+erasure = LazyModule("chalicelib.usecases.erasure")
+policy_admin = LazyModule("chalicelib.usecases.policy_admin")
+daily_reports = LazyModule("chalicelib.reports.daily")
 
 # The models of bodies, queries and answers, named for the route table and imported on first use.
 contract = LazyNames("chalicelib.openapi")
@@ -58,6 +67,9 @@ store_schemas = LazyNames("chalicelib.stores.schemas")
 appointment_schemas = LazyNames("chalicelib.appointments.schemas")
 coupon_schemas = LazyNames("chalicelib.coupons.schemas")
 order_schemas = LazyNames("chalicelib.orders.schemas")
+report_schemas = LazyNames("chalicelib.reports.schemas")
+guide_schemas = LazyNames("chalicelib.guides.schemas")
+policy_schemas = LazyNames("chalicelib.usecases.policy_schemas")
 
 
 @api.get("/openapi.json", response=contract.Document)
@@ -93,7 +105,7 @@ def bind_phone(call: Call) -> dict:
 @api.delete("/members/me", roles=[MEMBER], status=204)
 def delete_me(call: Call) -> None:
     """Erase the member's personal data; every token of theirs is refused from now on."""
-    members.delete_member(call.caller.member_id)
+    erasure.delete_member(call.caller.member_id)
 
 
 @api.get("/config/subscriptions", response=member_schemas.SubscriptionConfig)
@@ -121,6 +133,12 @@ def subscription_credits(call: Call) -> dict:
 def grant_role(call: Call) -> dict:
     """Grant a role; it takes effect at the person's next login."""
     return members.grant_role(call.body, granted_by=call.caller.member_id)
+
+
+@api.get("/admin/staff", roles=[ADMIN], query=member_schemas.StaffQuery, response=member_schemas.StaffPage)
+def list_staff(call: Call) -> dict:
+    """Who holds which roles at a store (without `storeId`: at HQ)."""
+    return members.staff_of(call.query.store_id, call.limit, call.cursor)
 
 
 @api.delete("/admin/staff/{openid}", roles=[ADMIN], query=member_schemas.RevokeQuery, status=204)
@@ -214,6 +232,15 @@ def set_inventory(call: Call) -> dict:
     store_id = catalog.check_id("storeId", call.params["storeId"])
     call.caller.require_store(store_id)
     return catalog.set_on_hand(store_id, call.params["skuId"], call.body.on_hand)
+
+
+@api.post("/admin/inventory/{storeId}/import", roles=[ADMIN, STAFF], body=catalog_schemas.StockImport,
+          response=catalog_schemas.StockImportAnswer)
+def import_inventory(call: Call) -> dict:
+    """Count a whole location's shelf from CSV (`skuId,onHand`): checked whole, then set row by row."""
+    store_id = catalog.check_id("storeId", call.params["storeId"])
+    call.caller.require_store(store_id)
+    return stock_import.import_on_hand(store_id, call.body.csv)
 
 
 @api.get("/admin/inventory/{storeId}/{skuId}", roles=[ADMIN, STAFF], response=catalog_schemas.StockLevel)
@@ -434,6 +461,12 @@ def get_order(call: Call) -> dict:
     return orders.order_view(orders.member_order(call.caller.member_id, call.params["orderId"]))
 
 
+@api.get("/orders/{orderId}/payment", roles=[MEMBER], response=order_schemas.OrderCreated)
+def order_payment(call: Call) -> dict:
+    """What wx.requestPayment takes for the member's unpaid order, such as one their guide placed for them."""
+    return orders.payment_of(call.caller.member_id, orders.check_order_id(call.params["orderId"]))
+
+
 @api.get("/members/me/orders", roles=[MEMBER], response=order_schemas.OrderPage)
 def my_orders(call: Call) -> dict:
     return orders.member_orders(call.caller.member_id, call.limit, call.cursor)
@@ -494,6 +527,86 @@ def hand_over_order(call: Call) -> dict:
     return orders.order_view(order, for_member=False)
 
 
+# --- Guides and HQ ---------------------------------------------------------------
+
+@api.post("/guide/orders", roles=[GUIDE], body=order_schemas.GuideOrderRequest,
+          response=order_schemas.GuidePlacedOrder, status=201, idempotent=True)
+def place_order_for_customer(call: Call) -> dict:
+    """代客下单: an order for a customer bound to this guide, which the customer pays in the mini-program."""
+    return orders.place_for_customer(call.caller.guide_id, call.body)
+
+
+@api.get("/guide/customers", roles=[GUIDE], response=guide_schemas.CustomerPage)
+def my_customers(call: Call) -> dict:
+    """The customers bound to this guide now, newest first, with tier, points, last order, last visit and tags."""
+    return guide_customers.customers(call.caller.guide_id, call.limit, call.cursor)
+
+
+@api.get("/guide/performance", roles=[GUIDE], query=guide_schemas.MonthQuery, response=guide_schemas.Performance)
+def guide_performance(call: Call) -> dict:
+    """The month's orders, sales, customers and commission credited to this guide."""
+    return guides.performance(call.caller.guide_id, call.query.month)
+
+
+def _statement(guide_id: str, query: Any) -> dict | Rendered:
+    statement = guides.statement(guide_id, query.month)
+    return Rendered("text/csv", guides.statement_csv(statement)) if query.format == "csv" else statement
+
+
+@api.get("/guide/statement", roles=[GUIDE], query=guide_schemas.StatementQuery, response=guide_schemas.Statement,
+         also=["text/csv"])
+def guide_statement(call: Call) -> dict | Rendered:
+    """The guide's monthly statement: each credited order with its commission and status (`?format=csv`)."""
+    return _statement(call.caller.guide_id, call.query)
+
+
+@api.get("/admin/guides/{guideId}/statement", roles=[ADMIN], query=guide_schemas.StatementQuery,
+         response=guide_schemas.Statement, also=["text/csv"])
+def admin_guide_statement(call: Call) -> dict | Rendered:
+    return _statement(call.params["guideId"], call.query)
+
+
+@api.put("/admin/members/{memberId}/guide", roles=[ADMIN], body=guide_schemas.RebindRequest,
+         response=guide_schemas.Binding)
+def rebind_guide(call: Call) -> dict:
+    """HQ binds the member to another guide, for a new binding period."""
+    return members.binding_view(members.rebind_guide(call.params["memberId"], call.body.guide_id))
+
+
+# --- Reports ------------------------------------------------------------------
+
+@api.get("/admin/reports/daily", roles=[ADMIN], query=report_schemas.DailyReportQuery,
+         response=report_schemas.DailyReport, also=["text/csv"])
+def daily_report(call: Call) -> dict | Rendered:
+    """A Shanghai day's figures: the report the daily-report job stored, or computed now if it stored none.
+
+    `?format=csv` answers the same figures as `text/csv; charset=utf-8`. A day that is not over in
+    Shanghai (today or later) and has no stored report: 409 `DAY_NOT_OVER` (the day exists, its
+    figures are still moving).
+    """
+    report = daily_reports.for_day(call.query.date)
+    return Rendered("text/csv", daily_reports.as_csv(report)) if call.query.format == "csv" else report
+
+
+@api.get("/admin/config/{section}", roles=[ADMIN], response=policy_schemas.PolicyView)
+def get_policy(call: Call) -> dict:
+    """The policy in effect for `points` (tiers, earning rules, expiry), `orders` (windows, timeouts) or `guides`."""
+    return policy_admin.current(call.params["section"])
+
+
+@api.put("/admin/config/{section}", roles=[ADMIN], body=policy_schemas.PolicyUpdate, response=policy_schemas.PolicyView)
+def change_policy(call: Call) -> dict:
+    """Change some settings of a section, from the version read (409 POLICY_CHANGED if another admin was first);
+    containers apply it within a minute."""
+    return policy_admin.change(call.params["section"], call.body.overrides, call.body.version, call.caller.member_id)
+
+
+@api.get("/admin/config/{section}/changes", roles=[ADMIN], response=policy_schemas.PolicyChangePage)
+def policy_changes(call: Call) -> dict:
+    """Who changed the section, when, and the policy before and after, newest first."""
+    return policy_admin.changes(call.params["section"], call.limit, call.cursor)
+
+
 @api.webhook("/webhooks/wechatpay")
 def wechatpay_notification(call: WebhookCall) -> tuple:
     """WeChat Pay's APIv3 payment and refund notifications: verified, decrypted, applied once."""
@@ -552,6 +665,12 @@ def tier_review(event: object) -> dict:
     return tier_review_job.review(jobs.moment_of(event))
 
 
+@app.schedule(Cron(0, 20, "*", "*", "?", "*"), name="customer-segments")
+def customer_segments(event: object) -> dict:
+    # daily 04:00: every guide's customers tagged 高净值, 潜在转化 or 普通 for the workbench
+    return guide_customers.segment_all(jobs.moment_of(event))
+
+
 @app.schedule(Cron("0/5", "*", "*", "*", "?", "*"), name="order-sweeper")
 def order_sweeper_job(event: object) -> dict:
     # every 5 minutes: unpaid orders past their deadline, payments no execution settled, unconfirmed refunds
@@ -562,6 +681,18 @@ def order_sweeper_job(event: object) -> dict:
 def ledger_audit(event: object) -> dict:
     # daily 03:00: prove the points ledger's and the inventory's invariants; each breach raises an alarm
     return nightly_audit.run(jobs.moment_of(event))
+
+
+@app.schedule(Cron(30, 2, "*", "*", "?", "*"), name="pay-reconciliation")
+def pay_reconciliation(event: object) -> dict:
+    # daily 10:30: yesterday's WeChat Pay bills against our orders and refunds; each mismatch raises an alarm
+    return pay_reconciliation_job.reconcile(jobs.moment_of(event))
+
+
+@app.schedule(Cron(0, 22, "*", "*", "?", "*"), name="daily-report")
+def daily_report_job(event: object) -> dict:
+    # daily 06:00: yesterday's figures, computed from the day's records, stored and logged
+    return daily_reports.run(jobs.moment_of(event))
 
 
 # --- Order state machine tasks ------------------------------------------------

@@ -536,18 +536,16 @@ def _orders_configured(**overrides: Any) -> Iterator[None]:
     """The orders configuration with `overrides` (a zero-day refund window lets each execution run to its end)."""
     import os
 
-    from chalicelib.orders.config import CONFIG_ENV, reset_orders_config
+    from chalicelib.orders.config import CONFIG_ENV
 
     before = os.environ.get(CONFIG_ENV)
     os.environ[CONFIG_ENV] = json.dumps(overrides)
-    reset_orders_config()
     try:
         yield
     finally:
         os.environ.pop(CONFIG_ENV, None)
         if before is not None:
             os.environ[CONFIG_ENV] = before
-        reset_orders_config()
 
 
 def _parked_at(order_id: str, step: str) -> bool:

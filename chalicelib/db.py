@@ -27,6 +27,7 @@ __all__ = [
     "SiyuModel",
     "TABLE_MODULES",
     "all_models",
+    "batch_get_all",
     "connection",
     "Request",
     "recording",
@@ -44,6 +45,9 @@ TABLE_MODULES = [
     "chalicelib.stores.models",
     "chalicelib.appointments.models",
     "chalicelib.points.models",
+    "chalicelib.reports.models",
+    "chalicelib.guides.models",
+    "chalicelib.policy",
 ]
 
 
@@ -226,3 +230,9 @@ def batch_get(keys: list[tuple[type[SiyuModel], Any]]) -> list[Any]:
         )
         results.append(model.from_raw_data(match) if match else None)
     return results
+
+
+def batch_get_all(model: type[SiyuModel], keys: list[Any]) -> Iterator[Any]:
+    """The items of one table under `keys`, 100 to a round trip (BatchGetItem's most), None for the missing."""
+    for start in range(0, len(keys), 100):
+        yield from batch_get([(model, key) for key in keys[start:start + 100]])

@@ -11,7 +11,9 @@ the app's `admit`: whether the token still speaks for someone), reads the body o
 JSON (refused with 400 if it is not, whatever the route), validates it and the
 query with the route's models, and for a list reads `limit` and unseals
 `cursor`. The view returns a dict (or None for 204); the edge seals a list's
-`nextCursor` and passes the answer through the route's response model. Every
+`nextCursor` and passes the answer through the route's response model. A route
+that also answers in another format (`also=["text/csv"]`) may return a
+`Rendered` body of that media type instead, passed through as it is. Every
 `SiyuError` becomes `{"code", "message"}` with its status; anything else is
 logged and answered 500 without details. Unknown paths and methods get the same
 shape (404, 405) from fallback routes. Models are named lazily (`LazyName`), so
@@ -42,7 +44,7 @@ from chalicelib.errors import (
     UnsupportedMediaTypeError,
 )
 
-__all__ = ["Admit", "Api", "Call", "Route", "Webhook", "WebhookCall", "resolve", "DEFAULT_PAGE", "MAX_PAGE", "MAX_PATH_PARAMETER", "GREEDY_PATH"]
+__all__ = ["Admit", "Api", "Call", "Rendered", "Route", "Webhook", "WebhookCall", "resolve", "DEFAULT_PAGE", "MAX_PAGE", "MAX_PATH_PARAMETER", "GREEDY_PATH"]
 
 View = Callable[["Call"], Any]
 # What the edge asks of a verified caller before an authenticated route runs; it raises to refuse.
@@ -83,6 +85,8 @@ class Route:
     response: Any = None
     status: int = 200
     idempotent: bool = False
+    # Media types the answer may also come in, besides JSON (the view returns a `Rendered` one).
+    also: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -103,6 +107,19 @@ class Route:
 
         model = resolve(self.response)
         return isinstance(model, type) and issubclass(model, Page)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """An answer already in one of the route's other formats (`also`), such as CSV for a spreadsheet."""
+
+    media_type: str
+    body: str
+    charset: str = "utf-8"
+
+    @property
+    def content_type(self) -> str:
+        return f"{self.media_type}; charset={self.charset}"
 
 
 @dataclass(frozen=True)
@@ -276,6 +293,12 @@ def _error_response(error: SiyuError, method: str) -> Response:
     return _json_response(error.status, body, headers)
 
 
+def _rendered_response(route: Route, answer: Rendered) -> Response:
+    if answer.media_type not in route.also:
+        raise TypeError(f"{route.method} {route.path} does not declare answers of {answer.media_type}")
+    return Response(body=answer.body, status_code=route.status, headers={"Content-Type": answer.content_type})
+
+
 def _serialise(route: Route, answer: Any) -> str:
     """The answer through the route's model: what the schema says, and only that."""
     model = resolve(route.response)
@@ -357,12 +380,14 @@ class Api:
         response: Any = None,
         status: int = 200,
         idempotent: bool = False,
+        also: Iterable[str] = (),
     ) -> Callable[[View], View]:
         if response is None and status != 204:
             raise ValueError(f"{method} {path}: name the model of its answer (response=...)")
 
         def decorate(view: View) -> View:
-            route = Route(method, path, view, frozenset(roles or ()), body, query, response, status, idempotent)
+            route = Route(method, path, view, frozenset(roles or ()), body, query, response, status, idempotent,
+                          tuple(also))
 
             def handle(**params: str) -> Response:
                 return self._dispatch(route, params)
@@ -495,6 +520,8 @@ class Api:
                 answer = route.view(call)
             if answer is None or route.status == 204:
                 return Response(body="", status_code=204)
+            if isinstance(answer, Rendered):
+                return _rendered_response(route, answer)
             if binding is not None:
                 answer = {**answer, "nextCursor": cursors.seal(answer.get("nextCursor"), binding)}
             return _json_response(route.status, _serialise(route, answer))

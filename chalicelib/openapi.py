@@ -179,7 +179,9 @@ def _responses(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
     if route.status == 204:
         responses = {"204": {"description": "done; no content"}}
     else:
-        responses = {str(route.status): {"description": "OK", "content": _json(refs[(answer, "serialization")])}}
+        content = _json(refs[(answer, "serialization")])
+        content.update({media_type: {"schema": {"type": "string"}} for media_type in route.also})
+        responses = {str(route.status): {"description": "OK", "content": content}}
     statuses = [400, 401, 404, 409]
     if route.roles:
         statuses.append(403)

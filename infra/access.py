@@ -77,20 +77,22 @@ _SENDS_WECHAT_MESSAGES = {
 # WeChat Pay's public key; notifications are decrypted with the APIv3 key.
 _PAYS = frozenset({"wxpay_merchant_key", "wxpay_apiv3_key", "wxpay_public_key"})
 
-# Closing, refunding and compensating an order give back what it took.
+# Closing, refunding and compensating an order give back what it took (a refunded order's commission is void).
 _MOVES_ORDER_MONEY = {
     "orders": READ | WRITE,
     "catalog": READ | WRITE,
     "coupons": READ | WRITE,
     "points": READ | WRITE,
+    "guides": READ | WRITE,
 }
 
 # A waiting task parks its token, and answers it itself (reading and deleting it) when the
 # order has already moved past the wait.
 _PARKS = READ | WRITE | DELETE
 
-# Completing an order ships its stock, earns its points and reads who is credited.
-_COMPLETES_ORDERS = {"orders": READ | WRITE, "catalog": READ | WRITE, "points": READ | WRITE, "members": READ}
+# Completing an order ships its stock, earns its points, reads who is credited and records their commission.
+_COMPLETES_ORDERS = {"orders": READ | WRITE, "catalog": READ | WRITE, "points": READ | WRITE, "members": READ,
+                     "guides": READ | WRITE}
 
 # Calling a courier: Dada signs with its app secret, WeChat's delivery APIs take an access
 # token (fetched with the app secret) and instant delivery a signature with its own secret.
@@ -102,10 +104,12 @@ ACCESS: dict[str, Access] = {
             "appointments": READ | WRITE | DELETE,
             "catalog": READ | WRITE,
             "coupons": READ | WRITE,
+            "guides": READ | WRITE,
             "idempotency": READ | WRITE | DELETE,
             "members": READ | WRITE | DELETE,
             "orders": READ | WRITE | DELETE,
             "points": READ | WRITE,
+            "reports": READ,  # the stored daily reports (a day not stored is computed, not stored)
             "stores": READ | WRITE,
             "wechat": READ | WRITE,
         },
@@ -113,6 +117,8 @@ ACCESS: dict[str, Access] = {
             "coupon-campaigns": SCAN,  # the admin's campaign list
             "stores": SCAN,  # the store list, cached per container for "nearest"
             "subscription-credits": READ | WRITE,
+            "policy": READ | WRITE,  # HQ's changes of the policy, and their record
+            "policy-changes": READ | WRITE,
         },
         parameters=frozenset({
             "token_signing_key", "token_signing_key_previous", "wechat_secret", "lookup_hash_key",
@@ -147,6 +153,27 @@ ACCESS: dict[str, Access] = {
             "coupons": READ | SCAN,
             "orders": READ,
         },
+    ),
+    "customer-segments": Access(
+        tables={"guides": READ, "members": READ, "orders": READ, "coupons": READ, "appointments": READ,
+                "guide-customer-segments": WRITE},
+    ),
+    # Reads the day through the per-day indexes (and the store directory, for each store's bookings).
+    "daily-report": Access(
+        tables={
+            "orders": READ,
+            "members": READ,
+            "points-transfers": READ,
+            "coupons": READ,
+            "appointments": READ,
+            "stores": SCAN,
+            "daily-reports": WRITE,
+        },
+    ),
+    # It only reads WeChat Pay (bills, order and refund queries): signing needs no APIv3 key.
+    "pay-reconciliation": Access(
+        tables={"orders": READ, "pay-reconciliations": READ | WRITE},
+        parameters=frozenset({"wxpay_merchant_key", "wxpay_public_key"}),
     ),
     "order-sweeper": Access(
         domains={**_MOVES_ORDER_MONEY, "members": READ},
@@ -199,13 +226,17 @@ def _indexes(model: Any) -> tuple[str, ...]:
     return tuple(index["index_name"] for index in indexes)
 
 
+# Every function reads the brand's policy (chalicelib.policy): its configuration, as HQ last changed it.
+_EVERY_FUNCTION = {"policy": READ}
+
+
 def table_grants(access: Access, models: Iterable[Any]) -> list[TableGrant]:
     """The tables `access` names, each with its indexes and every verb granted on it, in table order."""
     grants: dict[str, Verb] = {}
     indexes: dict[str, tuple[str, ...]] = {}
     for model in models:
         table = model.Meta.table
-        verbs = Verb(0)
+        verbs = _EVERY_FUNCTION.get(table, Verb(0))
         verbs |= access.domains.get(domain_of(model), Verb(0))
         verbs |= access.tables.get(table, Verb(0))
         if verbs:

@@ -13,6 +13,7 @@ without one is refused rather than guessed), the current time when absent.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import logging
@@ -42,6 +43,13 @@ class _WechatState:
         self.messages: list[dict[str, Any]] = []
         self.refusing: set[tuple[str, str]] = set()
         self.token_fetches = 0
+        # What WeChat gave out, by kind (openid, unionid, session_key, access_token, phone): never to be logged.
+        self.issued: dict[str, set[str]] = collections.defaultdict(set)
+
+    def issue(self, **values: str) -> None:
+        with self.lock:
+            for kind, value in values.items():
+                self.issued[kind].add(value)
 
 
 def _event(job: str, moment: str) -> dict[str, Any]:
@@ -91,8 +99,9 @@ def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = No
             return error(40013, "invalid appid")
         if not code.startswith("dev:") or len(code) <= 4:
             return error(40029, "invalid code")
-        openid = code[4:]
-        return jsonify({"openid": openid, "unionid": f"u-{openid}", "session_key": secrets.token_urlsafe(16)})
+        openid, session_key = code[4:], secrets.token_urlsafe(16)
+        wechat.issue(openid=openid, unionid=f"u-{openid}", session_key=session_key)
+        return jsonify({"openid": openid, "unionid": f"u-{openid}", "session_key": session_key})
 
     @sandbox.post("/cgi-bin/stable_token")
     def stable_token() -> Any:
@@ -100,6 +109,7 @@ def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = No
         if body.get("grant_type") != "client_credential" or not body.get("appid") or not body.get("secret"):
             return error(40013, "invalid appid")
         token = secrets.token_urlsafe(24)
+        wechat.issue(access_token=token)
         with wechat.lock:
             wechat.token_fetches += 1
             wechat.access_tokens[token] = dt.datetime.now(dt.timezone.utc).timestamp() + TOKEN_SECONDS
@@ -113,6 +123,7 @@ def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = No
         if not match:
             return error(40029, "invalid code")
         phone = match.group(1)
+        wechat.issue(phone=phone)
         return jsonify({
             "errcode": 0,
             "errmsg": "ok",

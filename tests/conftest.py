@@ -7,7 +7,9 @@ each other's way by using fresh ids (`unique("alice")`), never by wiping tables.
 from __future__ import annotations
 
 import io
+import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -127,3 +129,41 @@ def log_stream() -> Iterator[Callable[[], str]]:
         yield stream.getvalue
     finally:
         handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+class _Lines(logging.Handler):
+    """Every line the application's logger writes, formatted as its real handler formats it."""
+
+    def __init__(self, formatter: logging.Formatter | None) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+        self.lines: list[str] = []
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = self.format(record)
+        with self._guard:
+            self.lines.append(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def suite_log_lines() -> Iterator[list[str]]:
+    """What the application logged during the whole run, for the privacy audit that runs last."""
+    from chalicelib.observability import logger
+
+    log = logger()
+    handler = _Lines(log.registered_handler.formatter)
+    log.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        log.removeHandler(handler)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `after_everything` run last: they audit what the others left behind."""
+    items.sort(key=lambda item: item.get_closest_marker("after_everything") is not None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "after_everything: runs after every other test of the run")

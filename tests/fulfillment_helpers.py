@@ -15,21 +15,24 @@ from tests.conftest import eventually
 
 
 @contextlib.contextmanager
-def orders_configured(**overrides: Any) -> Iterator[None]:
-    """The orders configuration with `overrides`, for the executions started meanwhile (they carry their deadlines)."""
-    from chalicelib.orders.config import CONFIG_ENV, reset_orders_config
-
-    before = os.environ.get(CONFIG_ENV)
-    os.environ[CONFIG_ENV] = json.dumps({**json.loads(before or "{}"), **overrides})
-    reset_orders_config()
+def policy_configured(env_variable: str, **overrides: Any) -> Iterator[None]:
+    """A stage's policy (`SIYU_<SECTION>_CONFIG`) with `overrides` while the block runs (read at each use)."""
+    before = os.environ.get(env_variable)
+    os.environ[env_variable] = json.dumps({**json.loads(before or "{}"), **overrides})
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop(CONFIG_ENV, None)
+            os.environ.pop(env_variable, None)
         else:
-            os.environ[CONFIG_ENV] = before
-        reset_orders_config()
+            os.environ[env_variable] = before
+
+
+def orders_configured(**overrides: Any) -> contextlib.AbstractContextManager[None]:
+    """The orders configuration with `overrides`, for the executions started meanwhile (they carry their deadlines)."""
+    from chalicelib.orders.config import CONFIG_ENV
+
+    return policy_configured(CONFIG_ENV, **overrides)
 
 
 def parked_at(order_id: str, step: str) -> bool:

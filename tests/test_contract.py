@@ -16,11 +16,7 @@ METHOD = "GET|POST|PUT|PATCH|DELETE"
 ENDPOINT = re.compile(rf"((?:`(?:{METHOD})`/)*)`({METHOD}) (/[^`?\s]*)")
 
 # The contract's endpoints that no route serves yet. Take a line out when its route lands.
-STILL_TO_BUILD = {
-    ("GET", "/guide/customers"),
-    ("GET", "/guide/performance"),
-    ("GET", "/admin/reports/daily"),
-}
+STILL_TO_BUILD: set[tuple[str, str]] = set()
 
 
 def documented() -> set[tuple[str, str]]:
@@ -123,7 +119,7 @@ def test_the_lists_of_the_contract_are_pages():
     lists = {
         "/skus", "/stores", "/points/entries", "/coupons/campaigns", "/members/me/coupons",
         "/members/me/appointments", "/store/appointments", "/admin/campaigns", "/members/me/orders",
-        "/store/orders",
+        "/store/orders", "/guide/customers", "/admin/staff", "/admin/config/{section}/changes",
     }
     assert {route.path for route in app.api.routes if route.paged} == lists
 

@@ -70,7 +70,7 @@ def test_a_domain_stands_for_all_of_its_tables_and_a_table_adds_verbs_to_it():
         "members": access.READ | access.WRITE,
         "role-grants": access.READ,
     }
-    assert next(grant for grant in grants if grant.table == "members").indexes == ("by-guide",)
+    assert next(grant for grant in grants if grant.table == "members").indexes == ("by-guide", "created-day")
 
 
 def test_every_table_is_used_by_some_function():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.orders.config import CONFIG_ENV, reset_orders_config
+from chalicelib.orders.config import CONFIG_ENV
 from chalicelib.orders.fulfillment import PACKING
 from tests.appointment_helpers import staff_token
 from tests.conftest import eventually
@@ -153,10 +153,8 @@ def test_the_stores_orders_are_listed_newest_first_by_status_page_by_page(api, s
 def quick_store_deadline(monkeypatch):
     """Stores get 2 seconds to accept (the configuration's deadline, carried by each new execution)."""
     monkeypatch.setenv(CONFIG_ENV, '{"store_acceptance_seconds": 2}')
-    reset_orders_config()
     yield
     monkeypatch.delenv(CONFIG_ENV)
-    reset_orders_config()
 
 
 def test_an_order_no_store_accepts_by_its_deadline_is_refunded_with_everything_given_back(

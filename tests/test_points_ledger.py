@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib import clock, db, transact
 from chalicelib.points import audit, jobs, ledger, rules, service
-from chalicelib.points.config import CONFIG_ENV, points_config, reset_points_config
+from chalicelib.points.config import CONFIG_ENV, points_config
 from chalicelib.points.errors import (
     AlreadyCheckedInError,
     InsufficientPointsError,
@@ -353,14 +353,12 @@ def test_order_points_follow_tier_birthday_and_member_day_multipliers():
 
 def test_the_configuration_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv(CONFIG_ENV, '{"checkin": {"points": 9}, "expiry": {"policy": "days", "days": 30}}')
-    reset_points_config()
     try:
         assert points_config().checkin.points == 9
         assert points_config().expiry.expires_on(dt.date(2026, 1, 1)) == dt.date(2026, 1, 31)
         assert points_config().profile.points == 100
     finally:
         monkeypatch.delenv(CONFIG_ENV)
-        reset_points_config()
     assert points_config().expiry.expires_on(dt.date(2026, 5, 1)) == dt.date(2027, 12, 31)
 
 

@@ -16,8 +16,11 @@ Four tables, because each has its own key and its own reason to be written:
 
 from __future__ import annotations
 
+import datetime as dt
+import zlib
+
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 
 from chalicelib.db import SiyuModel
 
@@ -31,6 +34,10 @@ __all__ = [
     "AppointmentsByMember",
     "AppointmentsByStoreDay",
     "OpenAppointmentsByDay",
+    "AppointmentsBookedOnDay",
+    "BOOKED_DAY_SHARDS",
+    "booked_day_key",
+    "booked_day_keys",
     "SlotCounter",
     "OverlapGuard",
     "MemberBookingRecord",
@@ -39,6 +46,20 @@ __all__ = [
 BOOKED, CANCELLED, CHECKED_IN, NO_SHOW = "booked", "cancelled", "checked_in", "no_show"
 # Moved to another slot: `rescheduled_to` names the booking that replaced it.
 RESCHEDULED = "rescheduled"
+
+
+# A day's bookings are spread over this many index partitions: a promotion's rush is not one hot key.
+BOOKED_DAY_SHARDS = 8
+
+
+def booked_day_key(day: dt.date, appointment_id: str) -> str:
+    """The `booked-day` index key of a booking made on `day` (Shanghai), by the hash of its id."""
+    return f"{day.isoformat()}#{zlib.crc32(appointment_id.encode()) % BOOKED_DAY_SHARDS}"
+
+
+def booked_day_keys(day: dt.date) -> list[str]:
+    """Every `booked-day` index key of a day, for a reader of the day."""
+    return [f"{day.isoformat()}#{shard}" for shard in range(BOOKED_DAY_SHARDS)]
 
 
 class AppointmentsByMember(GlobalSecondaryIndex):
@@ -70,6 +91,19 @@ class OpenAppointmentsByDay(GlobalSecondaryIndex):
     start = UTCDateTimeAttribute(range_key=True)
 
 
+class AppointmentsBookedOnDay(GlobalSecondaryIndex):
+    """Sparse: bookings by the Shanghai day they were made (`<YYYY-MM-DD>#<shard>`), whatever became of
+    them since; a reschedule's new booking is a move, not a booking, and is not in it. Keys only: the
+    daily report counts them."""
+
+    class Meta:
+        index_name = "booked-day"
+        projection = KeysOnlyProjection()
+
+    booked_day = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
 class Appointment(SiyuModel):
     class Meta:
         table = "appointments"
@@ -97,6 +131,7 @@ class Appointment(SiyuModel):
     rescheduled_from = UnicodeAttribute(null=True)
     rescheduled_to = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
+    booked_day = UnicodeAttribute(null=True)  # `<Shanghai day>#<shard>` of `created_at`, for a new booking
     updated_at = UTCDateTimeAttribute()
     cancelled_at = UTCDateTimeAttribute(null=True)
     checked_in_at = UTCDateTimeAttribute(null=True)
@@ -108,6 +143,7 @@ class Appointment(SiyuModel):
     by_member = AppointmentsByMember()
     by_store_day = AppointmentsByStoreDay()
     open_by_day = OpenAppointmentsByDay()
+    booked_on_day = AppointmentsBookedOnDay()
 
 
 class SlotCounter(SiyuModel):

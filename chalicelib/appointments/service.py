@@ -66,6 +66,7 @@ values), conditioned on the booking being booked and not over.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import secrets
@@ -79,22 +80,27 @@ from chalicelib.appointments.models import (
     BOOKED,
     CANCELLED,
     CHECKED_IN,
+    NO_SHOW,
     RESCHEDULED,
     Appointment,
     MemberBookingRecord,
     OverlapGuard,
     SlotCounter,
+    booked_day_key,
+    booked_day_keys,
 )
 from chalicelib.appointments.policy import policy
 from chalicelib.appointments.schemas import EARLIEST, LATEST, BookingRequest
 from chalicelib.auth import Principal
-from chalicelib.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
+from chalicelib.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, SiyuError
 from chalicelib.members import service as members
 from chalicelib.stores import service as stores
 from chalicelib.stores.schemas import GRID_MINUTES, MAX_SERVICE_MINUTES
 from chalicelib.transact import Explain, Transaction, TransactionRefusedError, TryAgainError
 
 __all__ = [
+    "erase_member_appointments",
+    "last_visit",
     "Slot",
     "SlotFullError",
     "SlotClosedError",
@@ -116,6 +122,8 @@ __all__ = [
     "member_appointment",
     "guard_keys",
     "view",
+    "booked_on",
+    "outcomes_on",
 ]
 
 GUARD_STEP = dt.timedelta(minutes=GRID_MINUTES)
@@ -285,8 +293,11 @@ class _Ref:
 def _booked(member_id: str, store: stores.Store, service: stores.Service, slot: Slot, now: dt.datetime, **extra: Any) -> Appointment:
     """A new booking of `slot`, its id naming the slot."""
     day = slot.day.isoformat()
+    appointment_id = _new_id(store.store_id, service.service_id, slot)
+    # A reschedule's new booking is a move: the day's bookings count the one it replaced.
+    made_on = None if extra.get("rescheduled_from") else booked_day_key(clock.shanghai_date(now), appointment_id)
     return Appointment(
-        _new_id(store.store_id, service.service_id, slot),
+        appointment_id,
         member_id=member_id,
         store_id=store.store_id,
         store_name=store.name,
@@ -300,6 +311,7 @@ def _booked(member_id: str, store: stores.Store, service: stores.Service, slot: 
         status=BOOKED,
         booked_at=now,
         created_at=now,
+        booked_day=made_on,
         updated_at=now,
         version=1,
         **extra,
@@ -750,3 +762,47 @@ def view(appointment: Appointment) -> dict[str, Any]:
 def store_view(appointment: Appointment) -> dict[str, Any]:
     """What the store sees: the booking and whose it is."""
     return {**view(appointment), "memberId": appointment.member_id}
+
+
+# --- Figures ------------------------------------------------------------------------------
+
+def booked_on(day: dt.date) -> int:
+    """Bookings made on a Shanghai day (whatever became of them), counted on the sparse `booked-day`
+    index shard by shard (Select=COUNT)."""
+    return sum(Appointment.booked_on_day.count(key) for key in booked_day_keys(day))
+
+
+def outcomes_on(day: dt.date) -> dict[str, int]:
+    """`{kept, missed}`: the bookings starting on a Shanghai day that were checked in, and no-shows.
+
+    One query of `by-store-day` per store (the store list is the stores' cached directory), so a
+    day costs as many small queries as there are stores, never a scan of the bookings.
+    """
+    outcomes = {"kept": 0, "missed": 0}
+    for store in stores.list_stores(include_inactive=True):
+        for appointment in Appointment.by_store_day.query(f"{store.store_id}#{day.isoformat()}"):
+            if appointment.status == CHECKED_IN:
+                outcomes["kept"] += 1
+            elif appointment.status == NO_SHOW:
+                outcomes["missed"] += 1
+    return outcomes
+
+
+def last_visit(member_id: str) -> dt.datetime | None:
+    """When the member last came to a store for a booking (checked in)."""
+    kept = Appointment.by_member.query(member_id, scan_index_forward=False,
+                                       filter_condition=Appointment.status == CHECKED_IN)
+    return max((appointment.checked_in_at or appointment.start for appointment in kept), default=None)
+
+
+def erase_member_appointments(member_id: str) -> int:
+    """The member deletes their account: bookings still ahead are cancelled (their seats freed) where it is
+    not too late, and every booking forgets its note; the count of bookings seen."""
+    bookings = list(Appointment.by_member.query(member_id))
+    for booking in bookings:
+        if booking.status == BOOKED:
+            with contextlib.suppress(SiyuError):
+                cancel(member_id, booking.appointment_id)
+        if booking.note is not None:
+            booking.update(actions=[Appointment.note.remove()])
+    return len(bookings)

@@ -11,6 +11,8 @@ __all__ = [
     "PointsPricePut",
     "SkuPut",
     "InventoryPut",
+    "StockImport",
+    "StockImportAnswer",
     "PointsPrice",
     "Sku",
     "SkuPage",
@@ -68,6 +70,12 @@ class InventoryPut(RequestModel):
     on_hand: int = Field(ge=0, le=MAX_ON_HAND)
 
 
+class StockImport(RequestModel):
+    """A whole store's count, as a spreadsheet exports it: the header `skuId,onHand`, then one row per SKU."""
+
+    csv: str = Field(min_length=1, max_length=512 * 1024, examples=["skuId,onHand\r\nsy-air2,12\r\n"])
+
+
 # --- Answers -------------------------------------------------------------------------------
 
 
@@ -93,6 +101,20 @@ class Sku(ResponseModel):
 
 class SkuPage(Page[Sku]):
     """`GET /skus`: active SKUs by skuId."""
+
+
+class RefusedRow(ResponseModel):
+    line: int
+    sku_id: str
+    code: str
+    message: str
+
+
+class StockImportAnswer(ResponseModel):
+    store_id: str
+    rows: int
+    updated: int
+    refused: list[RefusedRow] = Field(description="rows whose count is below what open orders reserved")
 
 
 class StockLevel(ResponseModel):

@@ -28,7 +28,7 @@ from chalicelib.coupons.errors import (
     CouponNotLockedError,
     refusal_for,
 )
-from chalicelib.coupons.models import AVAILABLE, LOCKED, USED, Coupon, expiry_shard
+from chalicelib.coupons.models import AVAILABLE, LOCKED, USED, Coupon, day_key, expiry_shard
 from chalicelib.errors import ConflictError
 from chalicelib.transact import Transaction
 
@@ -153,11 +153,12 @@ def _usable(order_id: str) -> Any:
     return _held_by(order_id) | used_by_order
 
 
-def _use_actions(order_id: str, now: Any) -> list[Any]:
+def _use_actions(coupon_id: str, order_id: str, now: Any) -> list[Any]:
     return [
         Coupon.status.set(USED),
         Coupon.used_order_id.set(order_id),
         Coupon.used_at.set(now),
+        Coupon.redeemed_day.set(day_key(clock.shanghai_date(now), coupon_id)),
         Coupon.order_id.remove(),
         Coupon.open_shard.remove(),
     ]
@@ -188,7 +189,7 @@ def use(member_id: str, coupon_id: str, order_id: str) -> None:
     """The order holding the coupon was paid: the coupon is used (again: no change)."""
     now = clock.now()
     try:
-        _write(member_id, coupon_id, _use_actions(order_id, now), _usable(order_id))
+        _write(member_id, coupon_id, _use_actions(coupon_id, order_id, now), _usable(order_id))
     except UpdateError as exc:
         if not _failed_condition(exc):
             raise
@@ -220,6 +221,7 @@ def restore(member_id: str, coupon_id: str, order_id: str) -> bool:
         Coupon.status.set(AVAILABLE),
         Coupon.used_order_id.remove(),
         Coupon.used_at.remove(),
+        Coupon.redeemed_day.remove(),
         Coupon.open_shard.set(expiry_shard(coupon_id)),
     ]
     try:
@@ -247,7 +249,7 @@ def add_lock(txn: Transaction, member_id: str, coupon_id: str, order_id: str) ->
 def add_use(txn: Transaction, member_id: str, coupon_id: str, order_id: str) -> None:
     txn.update(
         _key(member_id, coupon_id),
-        _use_actions(order_id, clock.now()),
+        _use_actions(coupon_id, order_id, clock.now()),
         _usable(order_id),
         label="coupon",
         explain=lambda old: CouponNotLockedError(),

@@ -52,7 +52,7 @@ from chalicelib.coupons.errors import (
     NotYourCustomerError,
     SoldOutError,
 )
-from chalicelib.coupons.models import AVAILABLE, Campaign, ClaimCount, Coupon, StockShard, expiry_shard
+from chalicelib.coupons.models import AVAILABLE, Campaign, ClaimCount, Coupon, StockShard, day_key, expiry_shard
 from chalicelib.errors import ForbiddenError
 from chalicelib.transact import Explain, Transaction, TransactionRefusedError
 
@@ -227,6 +227,7 @@ def _grant(
 
 
 def _coupon(campaign: Campaign, member_id: str, coupon_id: str, source: str, given_by: str | None) -> Coupon:
+    now = clock.now()
     return Coupon(
         member_id,
         coupon_id,
@@ -244,7 +245,8 @@ def _coupon(campaign: Campaign, member_id: str, coupon_id: str, source: str, giv
         given_by=given_by,
         status=AVAILABLE,
         open_shard=expiry_shard(coupon_id),
-        created_at=clock.now(),
+        created_at=now,
+        claimed_day=day_key(clock.shanghai_date(now), coupon_id),
     )
 
 

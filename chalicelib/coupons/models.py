@@ -13,6 +13,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import zlib
+
 from pynamodb.attributes import (
     BooleanAttribute,
     NumberAttribute,
@@ -20,7 +23,7 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 
 from chalicelib.db import SiyuModel
 
@@ -31,8 +34,13 @@ __all__ = [
     "ClaimCount",
     "Coupon",
     "OpenCouponsByExpiry",
+    "CouponsClaimedOnDay",
+    "CouponsRedeemedOnDay",
     "EXPIRY_SHARDS",
     "expiry_shard",
+    "DAY_SHARDS",
+    "day_key",
+    "day_keys",
     "AVAILABLE",
     "LOCKED",
     "USED",
@@ -48,6 +56,20 @@ EXPIRY_SHARDS = 16
 def expiry_shard(coupon_id: str) -> str:
     """The expiry-index partition of a coupon, from the random tail of its id."""
     return f"{int(coupon_id[-8:], 16) % EXPIRY_SHARDS:02d}"
+
+
+# A day's claims (and redemptions) are spread over this many index partitions: a launch's rush is not one hot key.
+DAY_SHARDS = 8
+
+
+def day_key(day: dt.date, coupon_id: str) -> str:
+    """The `claimed-day` / `redeemed-day` index key of a coupon claimed or redeemed on `day` (Shanghai)."""
+    return f"{day.isoformat()}#{zlib.crc32(coupon_id.encode()) % DAY_SHARDS}"
+
+
+def day_keys(day: dt.date) -> list[str]:
+    """Every index key of a Shanghai day, for a reader of the day."""
+    return [f"{day.isoformat()}#{shard}" for shard in range(DAY_SHARDS)]
 
 
 class ActiveCampaigns(GlobalSecondaryIndex):
@@ -126,6 +148,30 @@ class OpenCouponsByExpiry(GlobalSecondaryIndex):
     valid_to = UTCDateTimeAttribute(range_key=True)
 
 
+class CouponsClaimedOnDay(GlobalSecondaryIndex):
+    """Sparse: coupons by the Shanghai day they were received (`<YYYY-MM-DD>#<shard>`), counted by the
+    daily report. Keys only: a count needs nothing else."""
+
+    class Meta:
+        index_name = "claimed-day"
+        projection = KeysOnlyProjection()
+
+    claimed_day = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class CouponsRedeemedOnDay(GlobalSecondaryIndex):
+    """Sparse: coupons used (in a store or by a paid order) by the Shanghai day of `used_at`; a coupon
+    given back by a refund leaves it, as it loses `used_at`."""
+
+    class Meta:
+        index_name = "redeemed-day"
+        projection = KeysOnlyProjection()
+
+    redeemed_day = UnicodeAttribute(hash_key=True)
+    used_at = UTCDateTimeAttribute(range_key=True)
+
+
 class Coupon(SiyuModel):
     """A member's coupon; the campaign's terms are copied in so checkout and redemption read one item."""
 
@@ -155,5 +201,9 @@ class Coupon(SiyuModel):
     used_order_id = UnicodeAttribute(null=True)
     expired_at = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
+    claimed_day = UnicodeAttribute(null=True)  # `<Shanghai day>#<shard>` of `created_at`
+    redeemed_day = UnicodeAttribute(null=True)  # `<Shanghai day>#<shard>` of `used_at`, while used
 
     open_by_expiry = OpenCouponsByExpiry()
+    claimed_on_day = CouponsClaimedOnDay()
+    redeemed_on_day = CouponsRedeemedOnDay()

@@ -35,7 +35,7 @@ from chalicelib.coupons.errors import (
     WrongStoreError,
     refusal_for,
 )
-from chalicelib.coupons.models import AVAILABLE, USED, Coupon
+from chalicelib.coupons.models import AVAILABLE, USED, Coupon, day_key
 from chalicelib.errors import ConflictError, ForbiddenError, InvalidRequestError
 
 __all__ = ["CouponCode", "issue_code", "sign_code", "verify_code", "redeem"]
@@ -105,6 +105,7 @@ def redeem(payload: str, store_id: str | None) -> dict[str, Any]:
     actions = [
         Coupon.status.set(USED),
         Coupon.used_at.set(now),
+        Coupon.redeemed_day.set(day_key(clock.shanghai_date(now), code.coupon_id)),
         Coupon.used_store_id.set(store_id),
         Coupon.open_shard.remove(),
     ]

@@ -9,6 +9,7 @@ conditioned on its shard being open.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
 import threading
@@ -28,6 +29,7 @@ from chalicelib.coupons.models import (
     ClaimCount,
     Coupon,
     StockShard,
+    day_keys,
 )
 from chalicelib.coupons.schemas import CampaignCreate
 from chalicelib.errors import InvalidRequestError
@@ -35,6 +37,7 @@ from chalicelib.transact import Transaction
 from chalicelib.validation import ID_PATTERN
 
 __all__ = [
+    "unused_since",
     "CAMPAIGN_CACHE_SECONDS",
     "create_campaign",
     "campaign",
@@ -50,6 +53,8 @@ __all__ = [
     "valid_id",
     "get_coupon",
     "member_coupons",
+    "claimed_on",
+    "redeemed_on",
 ]
 
 CAMPAIGN_CACHE_SECONDS = 30.0
@@ -365,3 +370,22 @@ def member_coupons(member_id: str, status: str | None, limit: int, cursor: dict[
         last = coupon
     next_cursor = {"c": last.coupon_id} if more and last else None
     return {"items": items, "nextCursor": next_cursor}
+
+
+# --- Figures ------------------------------------------------------------------------------
+# Counted on the sparse per-day indexes, shard by shard (Select=COUNT), never by a scan.
+
+def claimed_on(day: dt.date) -> int:
+    """Coupons members received on a Shanghai day: claimed, exchanged for points or given by a guide."""
+    return sum(Coupon.claimed_on_day.count(key) for key in day_keys(day))
+
+
+def redeemed_on(day: dt.date) -> int:
+    """Coupons used on a Shanghai day, in a store (核销) or by a paid order, and still used."""
+    return sum(Coupon.redeemed_on_day.count(key) for key in day_keys(day))
+
+
+def unused_since(member_id: str, since: dt.datetime) -> int:
+    """Coupons the member received since `since` and has not used yet (nor let expire)."""
+    unused = (Coupon.status == AVAILABLE) & (Coupon.created_at >= since)
+    return Coupon.count(member_id, filter_condition=unused)

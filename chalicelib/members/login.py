@@ -14,11 +14,11 @@ from pynamodb.exceptions import PutError, UpdateError
 from chalicelib import auth, clock, db, observability, transact
 from chalicelib.config import settings
 from chalicelib.members.errors import LoginConflictError, MemberGoneError
-from chalicelib.members.models import Guide, Identity, Member, RoleGrant
+from chalicelib.members.models import Guide, Identity, Member, RoleGrant, created_day_key
 from chalicelib.transact import Transaction
 from chalicelib.wechat import client as wechat
 
-__all__ = ["LaunchScene", "SignIn", "ReadAlong", "parse_scene", "login", "new_member_id"]
+__all__ = ["LaunchScene", "SignIn", "ReadAlong", "parse_scene", "login", "new_member_id", "bind_guide"]
 
 _SCENE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
@@ -118,9 +118,10 @@ def _create_member(session: wechat.Session, launch: LaunchScene, guide: Guide | 
 
     def build(txn: Transaction) -> Member:
         now = clock.now()
+        member_id = new_member_id()
         member = Member(
-            new_member_id(), openid=session.openid, unionid=session.unionid, created_at=now,
-            referrer_id=launch.referrer_id,
+            member_id, openid=session.openid, unionid=session.unionid, created_at=now,
+            created_day=created_day_key(clock.shanghai_date(now), member_id), referrer_id=launch.referrer_id,
         )
         if guide is not None:
             _apply_guide(member, guide, now)
@@ -173,9 +174,16 @@ def _apply_guide(member: Member, guide: Guide, now: dt.datetime) -> None:
 
 def _bind_guide(member: Member, guide: Guide) -> Member:
     """First binding wins: the condition refuses while another binding is still valid."""
-    now = clock.now()
-    binding_open = Member.guide_id.does_not_exist() | (Member.guide_bound_until < now)
-    until = now + dt.timedelta(days=settings().guide_binding_days)
+    binding_open = Member.guide_id.does_not_exist() | (Member.guide_bound_until < clock.now())
+    return bind_guide(member, guide, binding_open)
+
+
+def bind_guide(
+    member: Member, guide: Guide, condition: Any, refused: Callable[[], Exception] | None = None
+) -> Member:
+    """Bind `member` to `guide` for a binding period, on `condition`. Refused, the member is read
+    back as it is (or `refused()` raised)."""
+    until = clock.now() + dt.timedelta(days=settings().guide_binding_days)
     actions = [
         Member.guide_id.set(guide.guide_id),
         Member.guide_name.set(guide.name),
@@ -183,9 +191,13 @@ def _bind_guide(member: Member, guide: Guide) -> Member:
         Member.guide_bound_until.set(until),
     ]
     try:
-        transact.retrying(lambda: member.update(actions=actions, condition=binding_open))
+        transact.retrying(lambda: member.update(actions=actions, condition=condition))
     except UpdateError as exc:
         if not transact.condition_failed(exc):
             raise
+        if refused is not None:
+            raise refused() from exc
         member.refresh(consistent_read=True)
+        return member
+    observability.info("guide bound", member_id=member.member_id, guide_id=guide.guide_id)
     return member

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import zlib
+
 from pynamodb.attributes import (
     BooleanAttribute,
     NumberAttribute,
@@ -9,11 +12,40 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 
 from chalicelib.db import SiyuModel
 
-__all__ = ["Member", "MembersByGuide", "Identity", "RoleGrant", "Guide"]
+__all__ = [
+    "Member",
+    "MembersByGuide",
+    "MembersCreatedOnDay",
+    "CREATED_DAY_SHARDS",
+    "created_day_key",
+    "created_day_keys",
+    "Identity",
+    "RoleGrant",
+    "GrantsByScope",
+    "Guide",
+    "GuidesListed",
+    "HQ_SCOPE",
+]
+
+# The scope of a grant that names no store: HQ's own people.
+HQ_SCOPE = "hq"
+
+# A day's sign-ups are spread over this many index partitions: a campaign's rush of logins is not one hot key.
+CREATED_DAY_SHARDS = 8
+
+
+def created_day_key(day: dt.date, member_id: str) -> str:
+    """The `created-day` index key of a member created on `day` (Shanghai), by the hash of its id."""
+    return f"{day.isoformat()}#{zlib.crc32(member_id.encode()) % CREATED_DAY_SHARDS}"
+
+
+def created_day_keys(day: dt.date) -> list[str]:
+    """Every `created-day` index key of a day, for a reader of the day."""
+    return [f"{day.isoformat()}#{shard}" for shard in range(CREATED_DAY_SHARDS)]
 
 
 class MembersByGuide(GlobalSecondaryIndex):
@@ -22,6 +54,18 @@ class MembersByGuide(GlobalSecondaryIndex):
         projection = AllProjection()
 
     guide_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class MembersCreatedOnDay(GlobalSecondaryIndex):
+    """Sparse: members by the Shanghai day they were created (`<YYYY-MM-DD>#<shard>`), counted by the
+    daily report. Keys only: a count needs nothing else."""
+
+    class Meta:
+        index_name = "created-day"
+        projection = KeysOnlyProjection()
+
+    created_day = UnicodeAttribute(hash_key=True)
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
@@ -49,9 +93,11 @@ class Member(SiyuModel):
     profile_completed_at = UTCDateTimeAttribute(null=True)
     deleted_at = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
+    created_day = UnicodeAttribute(null=True)  # `<Shanghai day>#<shard>` of `created_at`
     version = NumberAttribute(default=0)
 
     by_guide = MembersByGuide()
+    created_on_day = MembersCreatedOnDay()
 
 
 class Identity(SiyuModel):
@@ -65,6 +111,17 @@ class Identity(SiyuModel):
     created_at = UTCDateTimeAttribute()
 
 
+class GrantsByScope(GlobalSecondaryIndex):
+    """Who holds what at a store (or at HQ): `GET /admin/staff?storeId=`."""
+
+    class Meta:
+        index_name = "by-scope"
+        projection = AllProjection()
+
+    scope = UnicodeAttribute(hash_key=True)
+    openid = UnicodeAttribute(range_key=True)
+
+
 class RoleGrant(SiyuModel):
     """Roles HQ granted to a WeChat user, applied at their next login; a revocation bumps `version`."""
 
@@ -76,10 +133,24 @@ class RoleGrant(SiyuModel):
     roles = UnicodeSetAttribute(null=True)
     name = UnicodeAttribute()
     store_id = UnicodeAttribute(null=True)
+    scope = UnicodeAttribute(null=True)  # the store, or HQ_SCOPE
     guide_id = UnicodeAttribute(null=True)
     granted_by = UnicodeAttribute()
     granted_at = UTCDateTimeAttribute()
     version = NumberAttribute(default=0)
+
+    by_scope = GrantsByScope()
+
+
+class GuidesListed(GlobalSecondaryIndex):
+    """Every guide, for the nightly jobs that visit each guide's customers (one partition: guides are few)."""
+
+    class Meta:
+        index_name = "listed"
+        projection = KeysOnlyProjection()
+
+    listing = UnicodeAttribute(hash_key=True)
+    guide_id = UnicodeAttribute(range_key=True)
 
 
 class Guide(SiyuModel):
@@ -88,7 +159,12 @@ class Guide(SiyuModel):
     class Meta:
         table = "guides"
 
+    LISTING = "guides"
+
     guide_id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute()
     store_id = UnicodeAttribute()
     openid = UnicodeAttribute()
+    listing = UnicodeAttribute(default=LISTING)
+
+    listed = GuidesListed()

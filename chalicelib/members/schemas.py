@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from chalicelib.validation import ID_PATTERN, Day, QueryModel, RequestModel, ResponseModel, Timestamp
+from chalicelib.validation import ID_PATTERN, Day, Page, QueryModel, RequestModel, ResponseModel, Timestamp
 
 __all__ = [
     "LoginRequest",
@@ -21,6 +21,8 @@ __all__ = [
     "SubscriptionConfig",
     "SubscriptionCredits",
     "RoleGrantAnswer",
+    "StaffQuery",
+    "StaffPage",
 ]
 
 
@@ -150,3 +152,15 @@ class RoleGrantAnswer(ResponseModel):
     name: str
     store_id: str | None
     guide_id: str | None
+    granted_by: str | None = None
+    granted_at: Timestamp | None = None
+
+
+class StaffQuery(QueryModel):
+    """`GET /admin/staff?storeId=`: without a store, HQ's own people."""
+
+    store_id: str | None = Field(default=None, alias="storeId", pattern=ID_PATTERN)
+
+
+class StaffPage(Page[RoleGrantAnswer]):
+    """Who holds which roles at the store, by openid."""

@@ -29,12 +29,13 @@ from chalicelib.members.errors import (
 from chalicelib.members.lookup import identity_keys as phone_identity_keys
 from chalicelib.members.lookup import rekey_phone_identities
 from chalicelib.members.login import LaunchScene, ReadAlong, SignIn, login, new_member_id, parse_scene
-from chalicelib.members.models import Guide, Identity, Member, RoleGrant
+from chalicelib.members.models import HQ_SCOPE, Guide, Identity, Member, RoleGrant, created_day_key, created_day_keys
 from chalicelib.members.schemas import ProfileUpdate, StaffGrant
 from chalicelib.transact import Explain, Transaction
 from chalicelib.wechat import client as wechat
 
 __all__ = [
+    "created_on",
     "OrderFacts",
     "order_facts",
     "TIER_NAMES",
@@ -50,6 +51,12 @@ __all__ = [
     "login",
     "view",
     "member_key",
+    "guide_key",
+    "rebind_guide",
+    "binding_view",
+    "guide_ids",
+    "bound_customers",
+    "bound_customers_page",
     "live",
     "get_member",
     "update_profile",
@@ -62,6 +69,7 @@ __all__ = [
     "delete_member",
     "grant_role",
     "revoke_role",
+    "staff_of",
     "phone_identity_key",
     "phone_identity_keys",
     "rekey_phone_identities",
@@ -89,6 +97,11 @@ def _gone(old: Any) -> Exception:
 def member_key(member_id: str) -> tuple[type[Member], str]:
     """The key of a member, for a caller's multi-table `db.batch_get`."""
     return Member, member_id
+
+
+def guide_key(guide_id: str) -> tuple[type[Guide], str]:
+    """The key of a guide, for a caller's multi-table `db.batch_get` (a Guide has `guide_id` and `store_id`)."""
+    return Guide, guide_id
 
 
 def live(member: Member | None) -> Member:
@@ -219,7 +232,8 @@ def add_offline_member(txn: Transaction, phone: str, name: str | None, at: dt.da
     """
     member_id = new_member_id()
     _claim_phone(txn, phone, member_id, Identity.key.does_not_exist(), lambda old: PhoneInUseError(), at)
-    member = Member(member_id, phone=phone, nickname=name, offline=True, created_at=at)
+    member = Member(member_id, phone=phone, nickname=name, offline=True, created_at=at,
+                    created_day=created_day_key(clock.shanghai_date(at), member_id))
     txn.save(member, Member.member_id.does_not_exist(), label="member")
     return member_id
 
@@ -239,6 +253,57 @@ def absorb_offline(txn: Transaction, member: Member, offline: Member) -> str:
     _claim_phone(txn, phone, member.member_id, offlines_or_free, None, clock.now())
     _move_phone(txn, member, phone)
     return phone
+
+
+# --- Guides -------------------------------------------------------------------------------
+
+def rebind_guide(member_id: str, guide_id: str) -> Member:
+    """HQ binds the member to `guide_id` for a new binding period, whoever held them before."""
+    from chalicelib.members.login import bind_guide
+
+    try:
+        guide = Guide.get(guide_id, consistent_read=True)
+    except DoesNotExist as exc:
+        raise InvalidRequestError("guideId", "is not a guide") from exc
+    member = Member(member_id)
+    return bind_guide(member, guide, _live, refused=lambda: NotFoundError("no such member"))
+
+
+def guide_ids() -> Iterator[str]:
+    """Every guide's id, from the guides' listing index."""
+    return (guide.guide_id for guide in Guide.listed.query(Guide.LISTING))
+
+
+def _bound_now(at: dt.datetime) -> Condition:
+    return (Member.guide_bound_until > at) & Member.deleted_at.does_not_exist() & Member.merged_into.does_not_exist()
+
+
+def bound_customers(guide_id: str) -> Iterator[Member]:
+    """The members bound to the guide now, newest first."""
+    return Member.by_guide.query(guide_id, scan_index_forward=False, filter_condition=_bound_now(clock.now()))
+
+
+def bound_customers_page(guide_id: str, limit: int, cursor: dict[str, Any] | None) -> tuple[list[Member], Any]:
+    """A page of `bound_customers`, and the position after it (None on the last page)."""
+    start = None
+    if cursor is not None:
+        after, created = cursor.get("after"), cursor.get("at")
+        if not (isinstance(after, str) and isinstance(created, str)):
+            raise InvalidRequestError("cursor", "is not a cursor this API gave out")
+        start = {"member_id": {"S": after}, "guide_id": {"S": guide_id}, "created_at": {"S": created}}
+    page = Member.by_guide.query(guide_id, scan_index_forward=False, limit=limit, last_evaluated_key=start,
+                                 filter_condition=_bound_now(clock.now()))
+    members = list(page)
+    last = page.last_evaluated_key
+    return members, ({"after": last["member_id"]["S"], "at": last["created_at"]["S"]} if last else None)
+
+
+def binding_view(member: Member) -> dict[str, Any]:
+    return {
+        "memberId": member.member_id,
+        "guide": {"guideId": member.guide_id, "name": member.guide_name, "storeId": member.guide_store_id},
+        "boundUntil": clock.iso(member.guide_bound_until),
+    }
 
 
 # --- Deletion -------------------------------------------------------------------------
@@ -291,7 +356,9 @@ def grant_role(grant: StaffGrant, granted_by: str) -> dict[str, Any]:
             RoleGrant.granted_at.set(clock.now()),
         ]
         if grant.store_id:
-            actions.append(RoleGrant.store_id.set(grant.store_id))
+            actions += [RoleGrant.store_id.set(grant.store_id), RoleGrant.scope.set(grant.store_id)]
+        else:
+            actions.append(RoleGrant.scope.set(RoleGrant.scope | HQ_SCOPE))
         if grant.role != "guide":
             txn.update(RoleGrant(grant.openid), actions, label="grant")
             return
@@ -303,14 +370,35 @@ def grant_role(grant: StaffGrant, granted_by: str) -> dict[str, Any]:
         txn.save(guide, free_or_theirs, label="guide", explain=lambda old: GuideIdInUseError())
 
     transact.write(build, replan=True)
-    record = RoleGrant.get(grant.openid, consistent_read=True)
+    return _grant_view(RoleGrant.get(grant.openid, consistent_read=True))
+
+
+def _grant_view(record: RoleGrant) -> dict[str, Any]:
     return {
         "openid": record.openid,
-        "roles": sorted(record.roles),
+        "roles": sorted(record.roles or ()),
         "name": record.name,
         "storeId": record.store_id,
         "guideId": record.guide_id,
+        "grantedBy": record.granted_by,
+        "grantedAt": clock.iso(record.granted_at),
     }
+
+
+def staff_of(store_id: str | None, limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]:
+    """Who holds a role at the store (at HQ without one), by openid; a person whose every role
+    was revoked is left out."""
+    start = None
+    if cursor is not None:
+        after = cursor.get("after")
+        if not isinstance(after, str):
+            raise InvalidRequestError("cursor", "is not a cursor this API gave out")
+        start = {"openid": {"S": after}, "scope": {"S": store_id or HQ_SCOPE}}
+    page = RoleGrant.by_scope.query(store_id or HQ_SCOPE, limit=limit, last_evaluated_key=start,
+                                    filter_condition=RoleGrant.roles.exists())
+    items = [_grant_view(record) for record in page]
+    last = page.last_evaluated_key
+    return {"items": items, "nextCursor": {"after": last["openid"]["S"]} if last else None}
 
 
 def revoke_role(openid: str, role: str | None) -> None:
@@ -357,16 +445,20 @@ class OrderFacts:
 
     tier: str
     guide_id: str | None  # the guide the member is bound to at that moment
+    guide_store_id: str | None
     referrer_id: str | None
 
 
 def order_facts(member_id: str, at: dt.datetime) -> OrderFacts:
     try:
-        member = Member.get(member_id, attributes_to_get=["tier", "guide_id", "guide_bound_until", "referrer_id"])
+        member = Member.get(member_id, attributes_to_get=[
+            "tier", "guide_id", "guide_store_id", "guide_bound_until", "referrer_id",
+        ])
     except DoesNotExist:
-        return OrderFacts("explorer", None, None)
-    bound = member.guide_id if member.guide_bound_until is not None and member.guide_bound_until > at else None
-    return OrderFacts(member.tier or "explorer", bound, member.referrer_id)
+        return OrderFacts("explorer", None, None, None)
+    bound = member.guide_bound_until is not None and member.guide_bound_until > at and bool(member.guide_id)
+    return OrderFacts(member.tier or "explorer", member.guide_id if bound else None,
+                      member.guide_store_id if bound else None, member.referrer_id)
 
 
 def tiers_of(member_ids: Iterable[str]) -> dict[str, str]:
@@ -431,3 +523,13 @@ def live_member_check(member_id: str, *, explain: Explain = _gone) -> Callable[[
         require_member(txn, member_id, explain=explain)
 
     return add
+
+
+# --- Figures ------------------------------------------------------------------------------
+
+def created_on(day: dt.date) -> int:
+    """How many members were created on a Shanghai day (WeChat sign-ups and POS imports alike).
+
+    Counted on the sparse `created-day` index, shard by shard (Select=COUNT), never by a scan.
+    """
+    return sum(Member.created_on_day.count(key) for key in created_day_keys(day))

@@ -2,7 +2,7 @@
 
 One validated model with the brand's defaults. A stage overrides any part of it
 with the JSON in `SIYU_ORDERS_CONFIG` (its top-level keys replace the defaults'),
-read once, lazily:
+and HQ's changes (`PUT /admin/config/orders`) replace those (chalicelib.policy):
 
     SIYU_ORDERS_CONFIG='{"payment_minutes": 30, "points_per_yuan": 50}'
 
@@ -11,14 +11,13 @@ Money is integer fen and shares are integer percentages, so no float touches a p
 
 from __future__ import annotations
 
-import functools
-import json
-import os
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["DeliveryFee", "Sender", "OrdersConfig", "orders_config", "reset_orders_config", "CONFIG_ENV"]
+from chalicelib import policy
+
+__all__ = ["DeliveryFee", "Sender", "OrdersConfig", "orders_config", "CONFIG_ENV"]
 
 CONFIG_ENV = "SIYU_ORDERS_CONFIG"
 
@@ -109,11 +108,6 @@ class OrdersConfig(BaseModel):
         return fen * self.points_per_yuan // 100
 
 
-@functools.cache
 def orders_config() -> OrdersConfig:
-    raw = os.environ.get(CONFIG_ENV)
-    return OrdersConfig.model_validate(json.loads(raw)) if raw else OrdersConfig()
-
-
-def reset_orders_config() -> None:
-    orders_config.cache_clear()
+    """The policy now: these defaults, the stage's `SIYU_ORDERS_CONFIG`, then what HQ changed (chalicelib.policy)."""
+    return policy.effective("orders", OrdersConfig, CONFIG_ENV)

@@ -9,6 +9,8 @@ __all__ = [
     "OutOfRangeError",
     "NothingToPayError",
     "NotCancellableError",
+    "OrderNotPayableError",
+    "OrdersInProgressError",
     "NotRefundableError",
     "AlreadyRefundedError",
     "RefundWindowClosedError",
@@ -43,6 +45,16 @@ class NothingToPayError(InvalidRequestError):
 class NotCancellableError(ConflictError):
     code = "NOT_CANCELLABLE"
     default_message = "the store has accepted this order: ask for a refund once it is completed"
+
+
+class OrderNotPayableError(ConflictError):
+    code = "ORDER_NOT_PAYABLE"
+    default_message = "this order is not waiting for payment"
+
+
+class OrdersInProgressError(ConflictError):
+    code = "ORDERS_IN_PROGRESS"
+    default_message = "an order of yours is still on its way: delete the account once it is completed or refunded"
 
 
 class NotRefundableError(ConflictError):

@@ -26,14 +26,16 @@ from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import clock, observability, transact
+from chalicelib import clock, db, observability, transact
 from chalicelib.catalog import stock
 from chalicelib.catalog.errors import StockBusyError
 from chalicelib.config import settings
 from chalicelib.coupons import checkout
 from chalicelib.errors import SiyuError
+from chalicelib.guides import service as guides
 from chalicelib.orders.config import orders_config
 from chalicelib.orders.errors import (
+    OrdersInProgressError,
     AlreadyRefundedError,
     NotCancellableError,
     NotificationRejected,
@@ -60,7 +62,7 @@ from chalicelib.orders.models import (
     WAITING_FOR_STORE,
     Order,
 )
-from chalicelib.orders.service import due_shard, find_order, get_order, member_order, timeline_entry
+from chalicelib.orders.service import day_shard, due_shard, find_order, get_order, member_order, timeline_entry
 from chalicelib.points import service as points
 from chalicelib.points.errors import PendingResolvedError
 from chalicelib.transact import Transaction
@@ -77,6 +79,7 @@ __all__ = [
     "start_refund",
     "compensate",
     "give_back",
+    "erase_member_orders",
     "finish_refund",
     "refund_at_wechat",
     "apply_refund",
@@ -139,6 +142,7 @@ def apply_payment(transaction: dict[str, Any]) -> bool:
         Order.status.set(PAID),
         Order.transaction_id.set(transaction_id),
         Order.paid_at.set(now),
+        Order.paid_day.set(day_shard(now, order_id)),
         step(PAID, now),
         Order.due_shard.set(due_shard(DUE_UNSETTLED, order_id)),
         Order.due_at.set(now + dt.timedelta(seconds=orders_config().settle_grace_seconds)),
@@ -307,29 +311,50 @@ def accept(order_id: str, store_id: str) -> Order:
 
 def complete(order: Order, condition: Any = None, actions: list[Any] | None = None) -> bool:
     """The member has the goods: one write (under `condition`, by default a store holding the order,
-    with `actions` besides) credits the store and the member's guide; then the stock leaves the
-    shelf, the order's points are earned (pending) and a referrer is rewarded, each once.
+    with `actions` besides) records who the order is credited to; then the stock leaves the shelf,
+    the order's points are earned (pending), the credited guide's commission is pending and a
+    referrer is rewarded, each once.
 
     True if this call completed it. The order is then due when its refund
-    window closes: the execution's Wait (or the sweeper) posts the points.
+    window closes: the execution's Wait (or the sweeper) posts the points and settles the commission.
     """
     now = clock.now()
     facts = _member_facts(order.member_id, now)
     window_end = now + dt.timedelta(days=orders_config().refund_window_days)
-    credit = [Order.credited_store_id.set(order.store_id)]
+    attribution = guides.attribute(
+        order.store_id, (facts.guide_id, facts.guide_store_id), (order.promoting_guide_id, order.promoting_store_id),
+    )
+    credit = [Order.credited_store_id.set(attribution.credited_store_id)]
+    if attribution.credited_guide_id:
+        credit.append(Order.credited_guide_id.set(attribution.credited_guide_id))
     if facts.guide_id:
-        credit.append(Order.credited_guide_id.set(facts.guide_id))
-    if not move(order.order_id, [
+        credit += [Order.acquiring_guide_id.set(facts.guide_id), Order.acquiring_store_id.set(facts.guide_store_id)]
+    completed = move(order.order_id, [
         Order.status.set(COMPLETED), Order.completed_at.set(now), step(COMPLETED, now), *credit,
         Order.due_shard.set(due_shard(DUE_EARNED, order.order_id)), Order.due_at.set(window_end),
         Order.updated_at.set(now), *(actions or []),
-    ], condition if condition is not None else Order.status.is_in(ACCEPTED, READY, DELIVERING)):
+    ], condition if condition is not None else Order.status.is_in(ACCEPTED, READY, DELIVERING))
+    if completed is None:
         return False
-    _earn(order, facts.tier)
+    _earn(completed, facts.tier)
     if facts.referrer_id:
         points.award_referral(facts.referrer_id, order.member_id)
-    observability.info("order completed", order_id=order.order_id, store_id=order.store_id, guide_id=facts.guide_id)
+    observability.info("order completed", order_id=order.order_id, store_id=order.store_id,
+                       guide_id=attribution.credited_guide_id)
     return True
+
+
+def _commission(order: Order) -> Any:
+    """The completed order's pending commission, once (from what its completion recorded)."""
+    sales = int(order.payable) - int(order.delivery)
+    lines = [guides.CommissionLine(line.category, int(line.unit_price) * int(line.qty)) for line in order.lines]
+    attribution = guides.Attribution(
+        fulfilling_store_id=order.store_id,
+        acquiring_guide_id=order.acquiring_guide_id, acquiring_store_id=order.acquiring_store_id,
+        promoting_guide_id=order.promoting_guide_id, promoting_store_id=order.promoting_store_id,
+        credited_guide_id=order.credited_guide_id, credited_store_id=order.credited_store_id,
+    )
+    return guides.record(order.order_id, order.member_id, attribution, lines, sales, order.completed_at)
 
 
 def complete_unreported(order_id: str) -> dict[str, Any]:
@@ -341,8 +366,9 @@ def complete_unreported(order_id: str) -> dict[str, Any]:
 
 
 def _earn(order: Order, tier: str) -> Any:
-    """The completed order's stock shipped and its points earned, pending; each once."""
+    """The completed order's stock shipped, its commission pending and its points earned, pending; each once."""
     stock.commit_order(order.order_id)
+    _commission(order)
     return points.earn_order_points(order.member_id, order.order_id, int(order.payable), tier)
 
 
@@ -355,6 +381,8 @@ def close_refund_window(order: Order) -> bool:
         or _earn(order, _member_facts(order.member_id, clock.now()).tier) is not None
     if earned:
         points.post_order_points(order.member_id, order.order_id)
+    if order.credited_guide_id:
+        guides.settle(order.credited_guide_id, order.completed_at, order.order_id)
     return move(order.order_id, [Order.due_shard.remove(), Order.due_at.remove()],
                 Order.due_shard == due_shard(DUE_EARNED, order.order_id)) is not None
 
@@ -415,6 +443,8 @@ def give_back(order: Order) -> None:
             checkout.release(order.member_id, order.coupon_id, order.order_id)
     else:
         points.clawback_order_points(order.member_id, order.order_id)
+        if order.credited_guide_id:
+            guides.void(order.credited_guide_id, order.completed_at, order.order_id)
     if order.points_used:
         try:
             points.return_order_spend(order.member_id, order.order_id)
@@ -456,7 +486,7 @@ def apply_refund(resource: dict[str, Any]) -> bool:
                     Order.status == REFUNDING) is not None
     return move(order_id, [
         Order.status.set(REFUNDED), step(REFUNDED, now), Order.due_shard.remove(), Order.due_at.remove(),
-        Order.updated_at.set(now),
+        Order.refunded_at.set(now), Order.refunded_day.set(day_shard(now, order_id)), Order.updated_at.set(now),
     ], (Order.status == REFUNDING) & (Order.refund_no == refund_no)) is not None
 
 
@@ -478,3 +508,30 @@ def _why_not_refundable(order: Order) -> Exception:
     if order.status != COMPLETED:
         return NotRefundableError()
     return RefundWindowClosedError()
+
+
+# --- Erasure ------------------------------------------------------------------------------------
+
+_ENDED = (COMPLETED, CANCELLED, REFUNDED)
+
+
+def erase_member_orders(member_id: str) -> int:
+    """The member deletes their account: unpaid orders are closed and every order forgets the
+    address and the WeChat identity; the amounts, lines and timeline stay, under the member id.
+
+    Refused (OrdersInProgressError, nothing changed) while a paid order is still being fulfilled or
+    refunded. Each order's write is conditioned on its having ended, so one paid meanwhile is refused
+    too. The count of orders erased.
+    """
+    from chalicelib.orders.service import member_order_ids
+
+    orders = [order for order in db.batch_get_all(Order, member_order_ids(member_id)) if order is not None]
+    if any(order.status not in (*_ENDED, PENDING_PAYMENT) for order in orders):
+        raise OrdersInProgressError()
+    for order in orders:
+        if order.status == PENDING_PAYMENT and cancel(member_id, order.order_id).status not in _ENDED:
+            raise OrdersInProgressError()  # paid at the last moment: it is being refunded
+    for order in orders:
+        if move(order.order_id, [Order.address.remove(), Order.openid.set("")], Order.status.is_in(*_ENDED)) is None:
+            raise OrdersInProgressError()
+    return len(orders)

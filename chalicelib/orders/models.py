@@ -32,6 +32,7 @@ __all__ = [
     "DUE_REFUND",
     "DUE_EARNED",
     "DUE_SHARDS",
+    "DAY_SHARDS",
     "OrderLine",
     "Address",
     "TimelineEntry",
@@ -40,7 +41,11 @@ __all__ = [
     "OrdersByMember",
     "OrdersByStore",
     "OrdersDue",
+    "OrdersPaidOnDay",
+    "OrdersRefundedOnDay",
     "TaskToken",
+    "ReconciliationMismatch",
+    "PayReconciliation",
 ]
 
 PENDING_PAYMENT, PAID, ROUTED = "pending_payment", "paid", "routed"
@@ -56,6 +61,8 @@ DUE_UNSETTLED = "unsettled"  # paid: its execution should have settled the payme
 DUE_REFUND = "refund"  # WeChat Pay should have confirmed the refund by then
 DUE_EARNED = "earned"  # completed: the refund window closes, the points it earned are posted
 DUE_SHARDS = 4
+# A day's payments (and refunds) are spread over this many index partitions: a launch day's rush is not one hot key.
+DAY_SHARDS = 8
 
 
 class OrderLine(MapAttribute):
@@ -64,6 +71,7 @@ class OrderLine(MapAttribute):
     qty = NumberAttribute()
     unit_price = NumberAttribute()  # fen paid per unit before coupon and points deduction
     unit_points = NumberAttribute(default=0)  # points per unit of a points-price (积分加钱购) line
+    category = UnicodeAttribute(null=True)  # the SKU's, for the guide's commission rate
 
 
 class Address(MapAttribute):
@@ -135,6 +143,29 @@ class OrdersDue(GlobalSecondaryIndex):
     due_at = UTCDateTimeAttribute(range_key=True)
 
 
+class OrdersPaidOnDay(GlobalSecondaryIndex):
+    """Sparse: the orders paid on a Shanghai day (`<YYYY-MM-DD>#<shard>`), by when: what the daily
+    report and the payment reconciliation read. Keys only, for the reason of `OrdersByMember`."""
+
+    class Meta:
+        index_name = "paid-day"
+        projection = KeysOnlyProjection()
+
+    paid_day = UnicodeAttribute(hash_key=True)
+    paid_at = UTCDateTimeAttribute(range_key=True)
+
+
+class OrdersRefundedOnDay(GlobalSecondaryIndex):
+    """Sparse: the orders whose refund WeChat Pay confirmed on a Shanghai day, as `OrdersPaidOnDay`."""
+
+    class Meta:
+        index_name = "refunded-day"
+        projection = KeysOnlyProjection()
+
+    refunded_day = UnicodeAttribute(hash_key=True)
+    refunded_at = UTCDateTimeAttribute(range_key=True)
+
+
 class Order(SiyuModel):
     """One order: what was bought, where it is fulfilled, what it costs, and every status it passed.
 
@@ -158,7 +189,13 @@ class Order(SiyuModel):
     declined_by = UnicodeAttribute(null=True)  # the current location, once it declined the order
     pickup_code = UnicodeAttribute(null=True)
     courier = CourierDispatch(null=True)
-    # Credited at completion (the guides issue settles commissions from these).
+    # The guide whose shared link the order came from, or who placed it for the member (代客下单).
+    promoting_guide_id = UnicodeAttribute(null=True)
+    promoting_store_id = UnicodeAttribute(null=True)
+    placed_by_guide = UnicodeAttribute(null=True)
+    # Recorded at completion (chalicelib.guides): the member's bound guide then, and who is credited.
+    acquiring_guide_id = UnicodeAttribute(null=True)
+    acquiring_store_id = UnicodeAttribute(null=True)
     credited_store_id = UnicodeAttribute(null=True)
     credited_guide_id = UnicodeAttribute(null=True)
     address = Address(null=True)
@@ -172,10 +209,13 @@ class Order(SiyuModel):
     pay_deadline = UTCDateTimeAttribute()
     transaction_id = UnicodeAttribute(null=True)
     paid_at = UTCDateTimeAttribute(null=True)
+    paid_day = UnicodeAttribute(null=True)  # `<Shanghai day>#<shard>` of `paid_at`
     completed_at = UTCDateTimeAttribute(null=True)
     refund_no = UnicodeAttribute(null=True)
     refund_amount = NumberAttribute(null=True)
     refund_reason = UnicodeAttribute(null=True)
+    refunded_at = UTCDateTimeAttribute(null=True)  # when WeChat Pay confirmed the refund
+    refunded_day = UnicodeAttribute(null=True)
     timeline = ListAttribute(of=TimelineEntry, default=list)
     due_shard = UnicodeAttribute(null=True)
     due_at = UTCDateTimeAttribute(null=True)
@@ -185,6 +225,8 @@ class Order(SiyuModel):
     by_member = OrdersByMember()
     by_store = OrdersByStore()
     due = OrdersDue()
+    paid_on_day = OrdersPaidOnDay()
+    refunded_on_day = OrdersRefundedOnDay()
 
 
 class TaskToken(SiyuModel):
@@ -203,3 +245,33 @@ class TaskToken(SiyuModel):
     created_at = UTCDateTimeAttribute()
     # Only tidies up rows of executions that ended without being resumed.
     expires_at = TTLAttribute(null=True)
+
+
+class ReconciliationMismatch(MapAttribute):
+    """One disagreement between WeChat Pay's bill and our orders (see `chalicelib.orders.reconciliation`)."""
+
+    kind = UnicodeAttribute()
+    order_id = UnicodeAttribute(null=True)
+    our_amount = NumberAttribute(null=True)  # fen
+    wechat_amount = NumberAttribute(null=True)  # fen
+    transaction_id = UnicodeAttribute(null=True)
+    refund_no = UnicodeAttribute(null=True)
+
+
+class PayReconciliation(SiyuModel):
+    """The outcome of reconciling one Shanghai day's WeChat Pay bills, by bill date.
+
+    A replay writes the same item again: its content depends only on the bills
+    and the orders, never on when the job ran.
+    """
+
+    class Meta:
+        table = "pay-reconciliations"
+
+    bill_date = UnicodeAttribute(hash_key=True)  # YYYY-MM-DD
+    trade_lines = NumberAttribute()
+    refund_lines = NumberAttribute()
+    matched = NumberAttribute()
+    mismatch_count = NumberAttribute()
+    # At most `reconciliation.MAX_STORED_MISMATCHES` of them, so a bad day still fits one item; the count is exact.
+    mismatches = ListAttribute(of=ReconciliationMismatch, default=list)

@@ -15,12 +15,15 @@ __all__ = [
     "DeliveryAddress",
     "Fulfillment",
     "OrderRequest",
+    "GuideOrderRequest",
+    "GuidePlacedOrder",
     "PickupRequest",
     "RefundRequest",
     "Amounts",
     "Payment",
     "OrderCreated",
     "OrderView",
+    "Attribution",
     "OrderPage",
     "StoreOrdersQuery",
     "StoreOrderPage",
@@ -71,6 +74,18 @@ class OrderRequest(RequestModel):
     fulfillment: Fulfillment
     coupon_id: str | None = Field(default=None, min_length=1, max_length=64)
     points_to_use: int = Field(default=0, ge=0, le=MAX_POINTS)
+    guide_id: str | None = Field(
+        default=None, pattern=ID_PATTERN,
+        description="the guide whose shared product link (`g=<guideId>`) the member ordered from",
+    )
+
+
+class GuideOrderRequest(RequestModel):
+    """代客下单: a guide places the order for a customer bound to them, who then pays it."""
+
+    member_id: str = Field(pattern=ID_PATTERN)
+    items: list[OrderItem] = Field(min_length=1, max_length=MAX_LINES)
+    fulfillment: Fulfillment
 
 
 class PickupRequest(RequestModel):
@@ -111,6 +126,16 @@ class OrderCreated(ResponseModel):
     payment: Payment
 
 
+class GuidePlacedOrder(ResponseModel):
+    """The order a guide placed: the customer pays it in the mini-program (`GET /orders/{orderId}/payment`)."""
+
+    order_id: str
+    status: OrderStatus
+    amounts: Amounts
+    points_used: int
+    pay_deadline: Timestamp
+
+
 class Line(ResponseModel):
     sku_id: str
     title: str
@@ -121,7 +146,7 @@ class Line(ResponseModel):
 
 class Address(ResponseModel):
     name: str
-    phone: str
+    phone: str = Field(description="shown masked, as 138****0000: the courier has the number")
     text: str
     lat: float
     lng: float
@@ -154,6 +179,18 @@ class Refund(ResponseModel):
     reason: str
 
 
+class Attribution(ResponseModel):
+    """Who the order counts for; the acquiring and credited parts are recorded at completion."""
+
+    promoting_guide_id: str | None = Field(description="the guide whose link the order came from, or who placed it")
+    promoting_store_id: str | None
+    placed_by_guide: bool
+    acquiring_guide_id: str | None = Field(description="the guide the member was bound to at completion")
+    acquiring_store_id: str | None
+    credited_guide_id: str | None
+    credited_store_id: str | None
+
+
 class OrderView(ResponseModel):
     order_id: str
     status: OrderStatus
@@ -168,6 +205,7 @@ class OrderView(ResponseModel):
     refund: Refund | None
     timeline: list[TimelineEntry]
     created_at: Timestamp
+    attribution: Attribution | None = Field(default=None, description="in the store's and the guide's view")
 
 
 class OrderPage(Page[OrderView]):

@@ -20,12 +20,13 @@ payment deadline and never starts an execution.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
 from collections import defaultdict
 from typing import Any
 
-from chalicelib import clock, db, transact
+from chalicelib import clock, db, masking, transact
 from chalicelib.catalog import service as catalog
 from chalicelib.catalog import stock
 from chalicelib.catalog.errors import OutOfStockError, StockBusyError
@@ -34,8 +35,9 @@ from chalicelib.errors import InvalidRequestError, NotFoundError
 from chalicelib.members import service as members
 from chalicelib.orders import pricing
 from chalicelib.orders.config import orders_config
-from chalicelib.orders.errors import OrderNotFoundError, OutOfRangeError
+from chalicelib.orders.errors import OrderNotFoundError, OrderNotPayableError, OutOfRangeError
 from chalicelib.orders.models import (
+    DAY_SHARDS,
     DUE_SHARDS,
     DUE_UNPAID,
     PENDING_PAYMENT,
@@ -44,7 +46,7 @@ from chalicelib.orders.models import (
     OrderLine,
     TimelineEntry,
 )
-from chalicelib.orders.schemas import OrderRequest
+from chalicelib.orders.schemas import GuideOrderRequest, OrderRequest
 from chalicelib.points import service as points
 from chalicelib.stores import service as stores
 from chalicelib.transact import Transaction
@@ -53,11 +55,17 @@ __all__ = [
     "WAREHOUSE",
     "new_order_id",
     "due_shard",
+    "day_shard",
+    "day_shards",
+    "paid_on",
+    "refunded_on",
     "timeline_entry",
     "create",
     "delivery_candidates",
     "description",
     "payment_for",
+    "payment_of",
+    "place_for_customer",
     "find_order",
     "check_order_id",
     "get_order",
@@ -66,6 +74,9 @@ __all__ = [
     "member_orders",
     "store_orders",
     "coupon_holders",
+    "OrderFact",
+    "member_history",
+    "member_order_ids",
 ]
 
 WAREHOUSE = "warehouse"
@@ -80,6 +91,16 @@ def new_order_id(moment: dt.datetime) -> str:
 
 def due_shard(kind: str, order_id: str) -> str:
     return f"{kind}#{int(order_id[-2:], 16) % DUE_SHARDS}"
+
+
+def day_shard(moment: dt.datetime, order_id: str) -> str:
+    """The `paid-day`/`refunded-day` index key of an order moved at `moment`."""
+    return f"{clock.shanghai_date(moment).isoformat()}#{int(order_id[-2:], 16) % DAY_SHARDS}"
+
+
+def day_shards(day: dt.date) -> list[str]:
+    """Every index key of a Shanghai day, for a reader of the day."""
+    return [f"{day.isoformat()}#{shard}" for shard in range(DAY_SHARDS)]
 
 
 def timeline_entry(status: str, at: dt.datetime, note: str | None = None) -> TimelineEntry:
@@ -98,11 +119,15 @@ class _Read:
         keys += [catalog.sku_key(sku_id) for sku_id in sku_ids]
         if body.coupon_id:
             keys.append(checkout.coupon_key(member_id, body.coupon_id))
+        if body.guide_id:
+            keys.append(members.guide_key(body.guide_id))
         keys += [catalog.stock_key(store_id, sku_id) for store_id, sku_id in rows]
         found = iter(db.batch_get(keys))
         self.member = members.live(next(found))
         self.skus = {sku_id: next(found) for sku_id in sku_ids}
         self.coupon = next(found) if body.coupon_id else None
+        # A link naming no guide (or a guide no longer) promotes nobody; the order goes on.
+        self.guide = next(found) if body.guide_id else None
         self.stock = dict(zip(rows, found))
 
     def holds_everything(self, store_id: str, quantities: dict[str, int], launch: dict[str, int]) -> bool:
@@ -174,9 +199,9 @@ def _coupon_discount(coupon: Any, store_id: str) -> Any:
 
 
 def _order_item(
-    order_id: str, member: Any, body: OrderRequest, store_id: str, quote: pricing.Quote, now: dt.datetime
+    order_id: str, read: _Read, body: OrderRequest, store_id: str, quote: pricing.Quote, now: dt.datetime
 ) -> Order:
-    fulfillment = body.fulfillment
+    member, guide, fulfillment = read.member, read.guide, body.fulfillment
     deadline = now + dt.timedelta(minutes=orders_config().payment_minutes)
     address = fulfillment.address
     return Order(
@@ -186,9 +211,11 @@ def _order_item(
         status=PENDING_PAYMENT,
         lines=[
             OrderLine(sku_id=line.sku_id, title=line.title, qty=line.qty, unit_price=line.unit_price,
-                      unit_points=line.unit_points)
+                      unit_points=line.unit_points, category=read.skus[line.sku_id].category)
             for line in quote.lines
         ],
+        promoting_guide_id=guide.guide_id if guide else None,
+        promoting_store_id=guide.store_id if guide else None,
         mode=fulfillment.mode,
         store_id=store_id,
         address=Address(**address.model_dump()) if address else None,
@@ -215,12 +242,21 @@ def _quantities(items: list[pricing.Item]) -> dict[str, int]:
     return dict(quantities)
 
 
+def _not_this_guides_customer(old: Any) -> Exception:
+    return NotFoundError("no such customer")
+
+
 def _write(order: Order, quantities: dict[str, int], launch: dict[str, int]) -> None:
     frozen = points.freeze_for_order(order.member_id, order.order_id, int(order.points_used)) \
         if order.points_used else None
 
     def build(txn: Transaction) -> None:
-        members.require_member(txn, order.member_id)
+        if order.placed_by_guide:
+            # 代客下单: only for a customer bound to the placing guide, at the moment of the write.
+            members.require_member(txn, order.member_id, guide_id=order.placed_by_guide,
+                                   explain=_not_this_guides_customer)
+        else:
+            members.require_member(txn, order.member_id)
         txn.save(order, Order.order_id.does_not_exist(), label="order")
         stock.reserve_lines(txn, order.order_id, order.store_id, quantities, launch=launch)
         if order.coupon_id:
@@ -233,6 +269,34 @@ def _write(order: Order, quantities: dict[str, int], launch: dict[str, int]) -> 
 
 def create(member_id: str, body: OrderRequest) -> dict[str, Any]:
     """Price, reserve, lock and freeze in one write; then ask WeChat Pay for the payment to offer."""
+    order = _place(member_id, body)
+    try:
+        payment = payment_for(order)
+    except Exception:
+        _give_up(order)
+        raise
+    return {**_amounts_view(order), "payment": payment}
+
+
+def place_for_customer(guide_id: str, body: GuideOrderRequest) -> dict[str, Any]:
+    """代客下单: the guide places an order for a customer bound to them; the customer pays it
+    (`payment_of`), and the guide is its promoter. Another guide's customer is not found."""
+    request = OrderRequest(items=body.items, fulfillment=body.fulfillment, guide_id=guide_id)
+    try:
+        return _amounts_view(_place(body.member_id, request, placed_by=guide_id))
+    except members.MemberGoneError as exc:
+        raise _not_this_guides_customer(None) from exc
+
+
+def payment_of(member_id: str, order_id: str) -> dict[str, Any]:
+    """What `wx.requestPayment` takes for the member's unpaid order (one a guide placed for them, say)."""
+    order = member_order(member_id, order_id)
+    if order.status != PENDING_PAYMENT or order.pay_deadline <= clock.now():
+        raise OrderNotPayableError()
+    return {**_amounts_view(order), "payment": payment_for(order)}
+
+
+def _place(member_id: str, body: OrderRequest, placed_by: str | None = None) -> Order:
     config = orders_config()
     locations = _locations(body)
     read = _Read(member_id, body, locations if body.fulfillment.mode == "delivery" else [])
@@ -251,19 +315,15 @@ def create(member_id: str, body: OrderRequest) -> dict[str, Any]:
             items, read.member.tier, body.fulfillment.mode, body.points_to_use, config,
             _coupon_discount(read.coupon, store_id) if body.coupon_id else None,
         )
-        order = _order_item(order_id, read.member, body, store_id, quote, now)
+        order = _order_item(order_id, read, body, store_id, quote, now)
+        order.placed_by_guide = placed_by
         try:
             _write(order, quantities, launch)
             break
         except OutOfStockError:
             if attempt + 1 == len(locations):
                 raise
-    try:
-        payment = payment_for(order)
-    except Exception:
-        _give_up(order)
-        raise
-    return {**_amounts_view(order), "payment": payment}
+    return order
 
 
 def _give_up(order: Order) -> None:
@@ -363,7 +423,7 @@ def order_view(order: Order, *, for_member: bool = True) -> dict[str, Any]:
         "fulfillment": {
             "mode": order.mode,
             "storeId": order.store_id,
-            **({"address": {"name": address.name, "phone": address.phone, "text": address.text,
+            **({"address": {"name": address.name, "phone": masking.mask_text(address.phone), "text": address.text,
                             "lat": float(address.lat), "lng": float(address.lng)}} if address else {}),
             **({"pickupCode": order.pickup_code} if for_member and order.pickup_code else {}),
             **_courier_view(order),
@@ -377,6 +437,19 @@ def order_view(order: Order, *, for_member: bool = True) -> dict[str, Any]:
             for entry in order.timeline or []
         ],
         "createdAt": clock.iso(order.created_at),
+        **({} if for_member else {"attribution": attribution_view(order)}),
+    }
+
+
+def attribution_view(order: Order) -> dict[str, Any]:
+    return {
+        "promotingGuideId": order.promoting_guide_id,
+        "promotingStoreId": order.promoting_store_id,
+        "placedByGuide": bool(order.placed_by_guide),
+        "acquiringGuideId": order.acquiring_guide_id,
+        "acquiringStoreId": order.acquiring_store_id,
+        "creditedGuideId": order.credited_guide_id,
+        "creditedStoreId": order.credited_store_id,
     }
 
 
@@ -421,3 +494,80 @@ def coupon_holders(order_ids: list[str]) -> dict[str, tuple[str, str | None]]:
             if order is not None:
                 found[order.order_id] = (order.status, order.coupon_id)
     return found
+
+
+# --- Figures ------------------------------------------------------------------------------
+
+_BATCH = 100  # BatchGetItem's most keys per round trip
+
+
+def _orders_on(index: Any, day: dt.date) -> list[Order]:
+    """The orders a sparse per-day index (keys only) lists for a Shanghai day, read 100 per round trip."""
+    order_ids = sorted({key.order_id for shard in day_shards(day) for key in index.query(shard)})
+    found: list[Order] = []
+    for start in range(0, len(order_ids), _BATCH):
+        found += [order for order in db.batch_get([(Order, order_id) for order_id in order_ids[start:start + _BATCH]])
+                  if order is not None]
+    return found
+
+
+def paid_on(day: dt.date) -> list[dict[str, Any]]:
+    """The orders paid on a Shanghai day, as plain data, by the moment they were paid.
+
+    Each is `{orderId, paidAt, goods, payable, lines: [{skuId, title, qty, unitPrice}]}`: what the
+    order was paid for, whatever happened to it since (a later refund is a figure of its own day).
+    """
+    paid = [order for order in _orders_on(Order.paid_on_day, day)
+            if order.paid_at is not None and clock.shanghai_date(order.paid_at) == day]
+    paid.sort(key=lambda order: (order.paid_at, order.order_id))
+    return [
+        {
+            "orderId": order.order_id,
+            "paidAt": order.paid_at,
+            "goods": int(order.goods),
+            "payable": int(order.payable),
+            "lines": [
+                {"skuId": line.sku_id, "title": line.title, "qty": int(line.qty), "unitPrice": int(line.unit_price)}
+                for line in order.lines
+            ],
+        }
+        for order in paid
+    ]
+
+
+def refunded_on(day: dt.date) -> list[dict[str, Any]]:
+    """The refunds WeChat Pay confirmed on a Shanghai day: `{orderId, refundedAt, refundAmount}` each."""
+    refunded = [order for order in _orders_on(Order.refunded_on_day, day)
+                if order.refunded_at is not None and clock.shanghai_date(order.refunded_at) == day]
+    refunded.sort(key=lambda order: (order.refunded_at, order.order_id))
+    return [
+        {"orderId": order.order_id, "refundedAt": order.refunded_at, "refundAmount": int(order.refund_amount or 0)}
+        for order in refunded
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderFact:
+    """What a customer's segmentation needs of one of their orders."""
+
+    status: str
+    payable: int
+    paid: bool
+    mode: str
+    created_at: dt.datetime
+    completed_at: dt.datetime | None
+
+
+def member_order_ids(member_id: str, since: dt.datetime | None = None) -> list[str]:
+    """The ids of the member's orders (created since `since`), newest first."""
+    condition = Order.created_at >= since if since is not None else None
+    return [key.order_id for key in Order.by_member.query(member_id, condition, scan_index_forward=False)]
+
+
+def member_history(member_id: str, since: dt.datetime) -> list[OrderFact]:
+    """The member's orders created since `since`, newest first."""
+    return [
+        OrderFact(order.status, int(order.payable), order.paid_at is not None, order.mode, order.created_at,
+                  order.completed_at)
+        for order in db.batch_get_all(Order, member_order_ids(member_id, since)) if order is not None
+    ]

@@ -2,7 +2,8 @@
 
 One validated model with the brand's defaults. A stage overrides any part of it
 with the JSON in `SIYU_POINTS_CONFIG` (a partial document: its top-level keys
-replace the defaults'), read once, lazily:
+replace the defaults'), and HQ's changes (`PUT /admin/config/points`) replace
+those (chalicelib.policy):
 
     SIYU_POINTS_CONFIG='{"checkin": {"points": 10}, "expiry": {"policy": "days", "days": 365}}'
 
@@ -12,12 +13,11 @@ Multipliers are integer percentages (200 = double) so no float touches points.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import json
-import os
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
+
+from chalicelib import policy
 
 __all__ = [
     "Rule",
@@ -27,7 +27,6 @@ __all__ = [
     "Tier",
     "PointsConfig",
     "points_config",
-    "reset_points_config",
     "CONFIG_ENV",
 ]
 
@@ -130,11 +129,6 @@ class PointsConfig(BaseModel):
         return next((tier for tier in self.tiers if tier.code == code), self.tiers[0])
 
 
-@functools.cache
 def points_config() -> PointsConfig:
-    raw = os.environ.get(CONFIG_ENV)
-    return PointsConfig.model_validate(json.loads(raw)) if raw else PointsConfig()
-
-
-def reset_points_config() -> None:
-    points_config.cache_clear()
+    """The policy now: these defaults, the stage's `SIYU_POINTS_CONFIG`, then what HQ changed (chalicelib.policy)."""
+    return policy.effective("points", PointsConfig, CONFIG_ENV)

@@ -60,6 +60,7 @@ from chalicelib.points.models import (
     PointsBalance,
     PointsCap,
     PointsTransfer,
+    day_key,
     line_attribute,
     lot_attribute,
     position_attribute,
@@ -368,6 +369,7 @@ class Movement:
             shortfall=self.shortfall,
             actor=self.actor,
             created_at=self.created_at,
+            created_day=day_key(clock.shanghai_date(self.created_at), self.member_id, self.transfer_id),
         )
 
     def _books_system(self) -> bool:

@@ -31,10 +31,12 @@ paid order's refund returns them from `spent` (`<hold>#return`).
 
 from __future__ import annotations
 
+import datetime as dt
+import zlib
 from typing import Any
 
 from pynamodb.attributes import MapAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.indexes import AllProjection, LocalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, LocalSecondaryIndex
 
 from chalicelib.db import SiyuModel
 
@@ -44,6 +46,10 @@ __all__ = [
     "lot_attribute",
     "PointsTransfer",
     "TransfersByTime",
+    "TransfersOnDay",
+    "DAY_SHARDS",
+    "day_key",
+    "day_keys",
     "PointsBalance",
     "PointsCap",
     "PointsActivity",
@@ -79,6 +85,20 @@ def _stretches(lots: dict[str, int], start: int) -> list[tuple[str, int, int]]:
     return laid
 
 
+# A day's transfers are spread over this many index partitions: a day of check-ins is not one hot key.
+DAY_SHARDS = 8
+
+
+def day_key(day: dt.date, account_id: str, transfer_id: str) -> str:
+    """The `day` index key of a transfer made on `day` (Shanghai), by the hash of its full key."""
+    return f"{day.isoformat()}#{zlib.crc32(f'{account_id}#{transfer_id}'.encode()) % DAY_SHARDS}"
+
+
+def day_keys(day: dt.date) -> list[str]:
+    """Every `day` index key of a Shanghai day, for a reader of the day."""
+    return [f"{day.isoformat()}#{shard}" for shard in range(DAY_SHARDS)]
+
+
 class TransfersByTime(LocalSecondaryIndex):
     """A member's transfers, newest first, read consistently (a local index allows it)."""
 
@@ -87,6 +107,21 @@ class TransfersByTime(LocalSecondaryIndex):
         projection = AllProjection()
 
     account_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class TransfersOnDay(GlobalSecondaryIndex):
+    """Sparse: every transfer by the Shanghai day it was made (`<YYYY-MM-DD>#<shard>`), with what it
+    did to the system accounts. The system accounts keep balances, not entries, so this is how a
+    day's points issued, spent and expired are read (the daily report) without a scan."""
+
+    class Meta:
+        index_name = "day"
+        projection = IncludeProjection(
+            ["counterparty", "kind", "delta", "pending_delta", "settled", "settled_from", "settled_to"]
+        )
+
+    created_day = UnicodeAttribute(hash_key=True)
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
@@ -126,8 +161,10 @@ class PointsTransfer(SiyuModel):
     activity_month = UnicodeAttribute(null=True)
     actor = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
+    created_day = UnicodeAttribute(null=True)  # `<Shanghai day>#<shard>` of `created_at`
 
     by_time = TransfersByTime()
+    on_day = TransfersOnDay()
 
     def lot_amounts(self) -> dict[str, int]:
         return {day: int(amount) for day, amount in (self.lots.as_dict() if self.lots else {}).items()}

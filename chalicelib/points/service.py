@@ -58,7 +58,7 @@ from chalicelib.points.ledger import (
     spend,
     void_pending,
 )
-from chalicelib.points.models import PointsBalance, PointsTransfer
+from chalicelib.points.models import PointsBalance, PointsTransfer, day_keys
 from chalicelib.transact import Transaction
 
 __all__ = [
@@ -107,6 +107,8 @@ __all__ = [
     "void_order_spend",
     "return_order_spend",
     "order_points",
+    "SYSTEM_ACCOUNTS",
+    "system_movements",
 ]
 
 order_points = rules.order_points
@@ -472,3 +474,42 @@ def return_order_spend(member_id: str, order_id: str) -> Receipt | None:
     hold never posted raises PendingResolvedError (void it instead).
     """
     return ledger.return_hold(member_id, _hold_id(order_id))
+
+
+# --- Figures ------------------------------------------------------------------------------
+
+# The system accounts a day's figures are asked of (ledger.py names them all).
+SYSTEM_ACCOUNTS = (ledger.ISSUED, ledger.SPENT, ledger.EXPIRED, ledger.CLAWBACK, ledger.ADJUSTMENT, ledger.FROZEN)
+
+
+def _into_system(transfer: PointsTransfer) -> dict[str, int]:
+    """What one transfer moved into each system account's available points (negative: out of it).
+
+    The mirror the audit checks: the counterparty takes the opposite of the member's `delta`, and a
+    settlement moves points from one system account to another. Pending points (`pending_delta`)
+    are not available anywhere yet, so a pending earn moves nothing until it is posted.
+    """
+    moved: dict[str, int] = {}
+    if transfer.counterparty != ledger.MERGE:
+        moved[transfer.counterparty] = -int(transfer.delta or 0)
+    settlement = transfer.settlement()
+    if settlement is not None:
+        source, destination, points = settlement
+        moved[source] = moved.get(source, 0) - points
+        moved[destination] = moved.get(destination, 0) + points
+    return moved
+
+
+def system_movements(day: dt.date) -> dict[str, int]:
+    """The net points each system account took in on a Shanghai day, from that day's transfers.
+
+    `issued` is negative as it gives points out (a check-in of 10 is -10), `spent` and `expired`
+    positive as they take them in; a refund's returned points count against the day they come
+    back on. Read from the sparse `day` index, shard by shard, never by a scan.
+    """
+    totals = {account: 0 for account in SYSTEM_ACCOUNTS}
+    for key in day_keys(day):
+        for transfer in PointsTransfer.on_day.query(key):
+            for account, points in _into_system(transfer).items():
+                totals[account] = totals.get(account, 0) + points
+    return totals

@@ -9,18 +9,29 @@ cryptography and requests load on first use.
 
     prepay_id = pay.jsapi_prepay("o20261203x1", "降噪耳机", 129900, openid, deadline)
     params = pay.payment_params(prepay_id)   # what wx.requestPayment takes
+
+A day's bills come in two steps, as WeChat Pay serves them: the signed answer
+to `/v3/bill/tradebill` (or `/v3/bill/fundflowbill`) names a download URL and
+the file's SHA1; the file itself comes unsigned, so its hash is its proof.
+
+    bill = pay.trade_bill(dt.date(2026, 12, 3))   # TradeBill, amounts in fen
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import csv
 import datetime as dt
 import functools
+import hashlib
+import hmac
+import io
 import json
+import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -34,17 +45,29 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 __all__ = [
+    "BillIntegrityError",
+    "FundFlowBill",
+    "FundFlowLine",
+    "FundFlowSummary",
     "Notification",
     "NotificationRejectedError",
+    "TradeBill",
+    "TradeBillLine",
+    "TradeBillSummary",
     "WxPayError",
     "WxPayRefusedError",
     "authorization",
     "close_order",
+    "fen_of_yuan",
+    "fund_flow_bill",
     "jsapi_prepay",
+    "parse_fund_flow_bill",
+    "parse_trade_bill",
     "payment_params",
     "query_order",
     "query_refund",
     "refund",
+    "trade_bill",
     "verify_notification",
 ]
 
@@ -59,6 +82,26 @@ ATTEMPTS = 2
 SIGNATURE_HEADERS = ("Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature", "Wechatpay-Serial")
 # ORDERNOTEXIST is the older spelling some answers still use; refunds answer RESOURCE_NOT_EXISTS.
 NOT_FOUND_CODES = frozenset({"ORDER_NOT_EXIST", "ORDERNOTEXIST", "RESOURCE_NOT_EXISTS"})
+# What WeChat Pay answers for a day without a single transaction (or fund movement).
+NO_STATEMENT = "NO_STATEMENT_EXIST"
+BILL_HASH_TYPE = "SHA1"
+# 交易状态 of a trade bill line: a payment, or a refund of one.
+BILL_PAYMENT, BILL_REFUND = "SUCCESS", "REFUND"
+# 收支类型 and 业务类型 of a fund-flow line.
+INCOME, EXPENSE = "收入", "支出"
+BUSINESS_TRADE, BUSINESS_REFUND = "交易", "退款"
+TRADE_BILL_COLUMNS = (
+    "交易时间", "公众账号ID", "商户号", "特约商户号", "设备号", "微信订单号", "商户订单号", "用户标识", "交易类型",
+    "交易状态", "付款银行", "货币种类", "应结订单金额", "代金券金额", "微信退款单号", "商户退款单号", "退款金额",
+    "充值券退款金额", "退款类型", "退款状态", "商品名称", "商户数据包", "手续费", "费率", "订单金额", "申请退款金额",
+    "费率备注",
+)
+TRADE_SUMMARY_COLUMNS = ("总交易单数", "应结订单总金额", "退款总金额", "充值券退款总金额", "手续费总金额", "订单总金额",
+                         "申请退款总金额")
+FUND_FLOW_COLUMNS = ("记账时间", "微信支付业务单号", "资金流水单号", "业务名称", "业务类型", "收支类型", "收支金额（元）",
+                     "账户结余（元）", "资金变更提交申请人", "备注", "业务凭证号")
+FUND_FLOW_SUMMARY_COLUMNS = ("资金流水总笔数", "收入笔数", "收入金额", "支出笔数", "支出金额")
+_YUAN = re.compile(r"^(-?)(\d+)(?:\.(\d{1,2}))?$")
 
 
 class WxPayError(UpstreamUnavailableError):
@@ -79,6 +122,12 @@ class WxPayRefusedError(Exception):
 
 class NotificationRejectedError(Exception):
     """A notification not proven to be WeChat Pay's, fresh and intact; the message is safe to show."""
+
+
+class BillIntegrityError(WxPayError):
+    """A downloaded bill that is not the file WeChat Pay hashed, or not a bill at all: nothing may be decided on it."""
+
+    default_message = "WeChat Pay's bill could not be verified"
 
 
 @dataclass(frozen=True)
@@ -243,6 +292,219 @@ def _http() -> requests.Session:
     import requests
 
     return requests.Session()
+
+
+# --- Bills ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TradeBillLine:
+    """One line of a trade bill, amounts in fen; the payer's openid is left out on purpose."""
+
+    traded_at: str  # 交易时间, Shanghai wall time as WeChat Pay writes it
+    transaction_id: str
+    out_trade_no: str
+    trade_state: str  # SUCCESS for a payment, REFUND for a refund
+    settled_fen: int  # 应结订单金额
+    refund_id: str
+    out_refund_no: str
+    refund_fen: int
+    refund_status: str
+    fee_fen: int
+    total_fen: int  # 订单金额
+
+    @property
+    def is_payment(self) -> bool:
+        return self.trade_state == BILL_PAYMENT
+
+    @property
+    def is_refund(self) -> bool:
+        return self.trade_state == BILL_REFUND and self.refund_status == "SUCCESS"
+
+
+@dataclass(frozen=True)
+class TradeBillSummary:
+    count: int
+    settled_fen: int  # 应结订单总金额
+    refund_fen: int  # 退款总金额
+    fee_fen: int
+    total_fen: int
+    applied_refund_fen: int
+
+
+@dataclass(frozen=True)
+class TradeBill:
+    lines: tuple[TradeBillLine, ...]
+    summary: TradeBillSummary
+
+
+@dataclass(frozen=True)
+class FundFlowLine:
+    booked_at: str  # 记账时间
+    business_no: str  # 微信支付业务单号: the transaction id (or refund id) that moved the money
+    flow_no: str
+    business_name: str
+    business_type: str  # 交易, 退款, ...
+    direction: str  # 收入 or 支出
+    amount_fen: int
+    balance_fen: int
+
+
+@dataclass(frozen=True)
+class FundFlowSummary:
+    count: int
+    income_count: int
+    income_fen: int
+    expense_count: int
+    expense_fen: int
+
+
+@dataclass(frozen=True)
+class FundFlowBill:
+    lines: tuple[FundFlowLine, ...]
+    summary: FundFlowSummary
+
+    def net_trade_fen(self) -> int:
+        """Payments in minus refunds out: what the day's trade bill should add up to."""
+        income = sum(line.amount_fen for line in self.lines
+                     if line.business_type == BUSINESS_TRADE and line.direction == INCOME)
+        refunds = sum(line.amount_fen for line in self.lines
+                      if line.business_type == BUSINESS_REFUND and line.direction == EXPENSE)
+        return income - refunds
+
+
+EMPTY_TRADE_BILL = TradeBill((), TradeBillSummary(0, 0, 0, 0, 0, 0))
+EMPTY_FUND_FLOW_BILL = FundFlowBill((), FundFlowSummary(0, 0, 0, 0, 0))
+
+
+def trade_bill(bill_date: dt.date) -> TradeBill:
+    """The day's trade bill (payments and refunds), verified by its hash; empty when the day had none."""
+    query = urlencode({"bill_date": bill_date.isoformat(), "bill_type": "ALL"})
+    content = _bill_file(f"/v3/bill/tradebill?{query}")
+    return EMPTY_TRADE_BILL if content is None else parse_trade_bill(content)
+
+
+def fund_flow_bill(bill_date: dt.date) -> FundFlowBill:
+    """The day's fund flow of the basic account, verified by its hash; empty when no money moved."""
+    query = urlencode({"bill_date": bill_date.isoformat(), "account_type": "BASIC"})
+    content = _bill_file(f"/v3/bill/fundflowbill?{query}")
+    return EMPTY_FUND_FLOW_BILL if content is None else parse_fund_flow_bill(content)
+
+
+def fen_of_yuan(text: str) -> int:
+    """`19.99` is 1999: string arithmetic, so no amount ever passes through a float."""
+    match = _YUAN.match(text.strip())
+    if match is None:
+        raise BillIntegrityError(f"the bill holds an amount that is not in yuan: {text[:20]!r}")
+    sign, yuan, cents = match.groups()
+    fen = int(yuan) * 100 + int((cents or "0").ljust(2, "0"))
+    return -fen if sign else fen
+
+
+def parse_trade_bill(content: bytes) -> TradeBill:
+    """A trade bill file: header, one line per payment or refund, summary header, summary."""
+    lines, summary = _bill_sections(content, TRADE_BILL_COLUMNS, TRADE_SUMMARY_COLUMNS)
+    parsed = tuple(_trade_line(line) for line in lines)
+    return TradeBill(parsed, TradeBillSummary(
+        count=_count(summary["总交易单数"]),
+        settled_fen=fen_of_yuan(summary["应结订单总金额"]),
+        refund_fen=fen_of_yuan(summary["退款总金额"]),
+        fee_fen=fen_of_yuan(summary["手续费总金额"]),
+        total_fen=fen_of_yuan(summary["订单总金额"]),
+        applied_refund_fen=fen_of_yuan(summary["申请退款总金额"]),
+    ))
+
+
+def parse_fund_flow_bill(content: bytes) -> FundFlowBill:
+    """A fund-flow bill file, in the same layout as the trade bill."""
+    lines, summary = _bill_sections(content, FUND_FLOW_COLUMNS, FUND_FLOW_SUMMARY_COLUMNS)
+    parsed = tuple(FundFlowLine(
+        booked_at=line["记账时间"], business_no=line["微信支付业务单号"], flow_no=line["资金流水单号"],
+        business_name=line["业务名称"], business_type=line["业务类型"], direction=line["收支类型"],
+        amount_fen=fen_of_yuan(line["收支金额（元）"]), balance_fen=fen_of_yuan(line["账户结余（元）"]),
+    ) for line in lines)
+    return FundFlowBill(parsed, FundFlowSummary(
+        count=_count(summary["资金流水总笔数"]),
+        income_count=_count(summary["收入笔数"]),
+        income_fen=fen_of_yuan(summary["收入金额"]),
+        expense_count=_count(summary["支出笔数"]),
+        expense_fen=fen_of_yuan(summary["支出金额"]),
+    ))
+
+
+def _trade_line(line: Mapping[str, str]) -> TradeBillLine:
+    return TradeBillLine(
+        traded_at=line["交易时间"], transaction_id=line["微信订单号"], out_trade_no=line["商户订单号"],
+        trade_state=line["交易状态"], settled_fen=fen_of_yuan(line["应结订单金额"]),
+        refund_id=_blank_zero(line["微信退款单号"]), out_refund_no=_blank_zero(line["商户退款单号"]),
+        refund_fen=fen_of_yuan(line["退款金额"]), refund_status=line["退款状态"],
+        fee_fen=fen_of_yuan(line["手续费"]), total_fen=fen_of_yuan(line["订单金额"]),
+    )
+
+
+def _bill_sections(content: bytes, columns: Sequence[str],
+                   summary_columns: Sequence[str]) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """(detail lines, summary) of a bill, each a row keyed by its header; every field's backtick dropped."""
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BillIntegrityError("the bill is not UTF-8 text") from exc
+    rows = [[_field(cell) for cell in row] for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    if not rows or rows[0][:len(columns)] != list(columns):
+        raise BillIntegrityError("the bill does not start with the header WeChat Pay writes")
+    ends = next((at for at, row in enumerate(rows) if row[:len(summary_columns)] == list(summary_columns)), None)
+    if ends is None or ends + 2 != len(rows):
+        raise BillIntegrityError("the bill does not end with one summary line")
+    details = rows[1:ends]
+    if any(len(row) < len(columns) for row in details) or len(rows[-1]) < len(summary_columns):
+        raise BillIntegrityError("a line of the bill has fewer fields than its header")
+    return [dict(zip(columns, row)) for row in details], dict(zip(summary_columns, rows[-1]))
+
+
+def _field(cell: str) -> str:
+    # Every field is written with a leading backtick, so spreadsheets keep long numbers as text.
+    cell = cell.strip()
+    return cell[1:] if cell.startswith("`") else cell
+
+
+def _blank_zero(value: str) -> str:
+    """A payment line writes `0` where a refund line has a refund number."""
+    return "" if value == "0" else value
+
+
+def _count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise BillIntegrityError(f"the bill holds a count that is not a number: {text[:20]!r}")
+    return int(text)
+
+
+def _bill_file(path: str) -> bytes | None:
+    """The file a bill application names, after its hash proved it; None when the day has no bill."""
+    try:
+        answer = _object(_call("GET", path))
+    except WxPayRefusedError as exc:
+        if exc.code == NO_STATEMENT:
+            return None
+        raise
+    url, hash_type, hash_value = (answer.get(name) for name in ("download_url", "hash_type", "hash_value"))
+    if not all(isinstance(value, str) and value for value in (url, hash_type, hash_value)):
+        raise WxPayError("WeChat Pay's bill answer lacks download_url, hash_type or hash_value")
+    if hash_type.upper() != BILL_HASH_TYPE:
+        raise BillIntegrityError(f"the bill is hashed with {hash_type[:20]!r}, not {BILL_HASH_TYPE}")
+    content = _download(url)
+    if not hmac.compare_digest(hashlib.sha1(content).hexdigest(), hash_value.lower()):
+        raise BillIntegrityError("the downloaded bill does not match the hash WeChat Pay signed")
+    return content
+
+
+def _download(url: str) -> bytes:
+    # Only WeChat Pay's own host gets a merchant-signed request; its answer is not signed (the hash is checked).
+    base, target = urlsplit(settings().wxpay_api_base), urlsplit(url)
+    if (target.scheme, target.netloc) != (base.scheme, base.netloc):
+        raise BillIntegrityError("the bill's download_url is not on WeChat Pay's host")
+    response = _send("GET", url, "")
+    if response.status_code != 200:
+        raise WxPayError(f"WeChat Pay answered {response.status_code} to the bill download")
+    return response.content
 
 
 # --- Notifications --------------------------------------------------------------------------
