@@ -17,7 +17,7 @@ when a job or task starts touching another table, its entry grows with it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum, Flag, auto
 from typing import Any
 
@@ -204,6 +204,13 @@ ACCESS: dict[str, Access] = {
     "order_close_refund_window": Access(domains=_COMPLETES_ORDERS),
 }
 
+# The functions whose code reads the brand's policy (points, orders or guides configuration, chalicelib.policy).
+_READS_POLICY = {name for name in ACCESS if name not in (
+    API_HANDLER, "appointment-reminders", "appointment-no-shows", "order_notify_store", "order_await",
+)}
+for _name in _READS_POLICY:
+    ACCESS[_name] = replace(ACCESS[_name], tables={**ACCESS[_name].tables, "policy": READ})
+
 # Only the API issues and checks tokens; a job or a task holding this key could mint an admin's.
 _API_ONLY_PARAMETERS = frozenset({"token_signing_key", "token_signing_key_previous"})
 
@@ -226,18 +233,13 @@ def _indexes(model: Any) -> tuple[str, ...]:
     return tuple(index["index_name"] for index in indexes)
 
 
-# Every function reads the brand's policy (chalicelib.policy): its configuration, as HQ last changed it.
-_EVERY_FUNCTION = {"policy": READ}
-
-
 def table_grants(access: Access, models: Iterable[Any]) -> list[TableGrant]:
     """The tables `access` names, each with its indexes and every verb granted on it, in table order."""
     grants: dict[str, Verb] = {}
     indexes: dict[str, tuple[str, ...]] = {}
     for model in models:
         table = model.Meta.table
-        verbs = _EVERY_FUNCTION.get(table, Verb(0))
-        verbs |= access.domains.get(domain_of(model), Verb(0))
+        verbs = access.domains.get(domain_of(model), Verb(0))
         verbs |= access.tables.get(table, Verb(0))
         if verbs:
             grants[table] = verbs
