@@ -144,7 +144,7 @@ def list_staff(call: Call) -> dict:
 @api.delete("/admin/staff/{openid}", roles=[ADMIN], query=member_schemas.RevokeQuery, status=204)
 def revoke_role(call: Call) -> None:
     """Revoke a role (every role without `role`); the person is refused on its routes within 60 seconds."""
-    members.revoke_role(call.params["openid"], call.query.role)
+    members.revoke_role(call.params["openid"], call.query.role, revoked_by=call.caller.member_id)
 
 
 # --- Points -------------------------------------------------------------------

@@ -27,7 +27,6 @@ __all__ = [
     "SiyuModel",
     "TABLE_MODULES",
     "all_models",
-    "batch_get_all",
     "connection",
     "Request",
     "recording",
@@ -196,12 +195,22 @@ def recording() -> Iterator[list[Request]]:
             _recordings.remove(log)
 
 
+BATCH_GET_KEYS = 100  # BatchGetItem's most keys per round trip
+
+
 def batch_get(keys: list[tuple[type[SiyuModel], Any]]) -> list[Any]:
-    """Read items of several tables in one round trip (strongly consistent).
+    """Read items of several tables, `BATCH_GET_KEYS` to a round trip (strongly consistent).
 
     `keys` pairs a model with its hash key (or a (hash, range) tuple); the answer
     holds the items in the same order, None for those that do not exist.
     """
+    found: list[Any] = []
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        found += _batch_get_once(keys[start:start + BATCH_GET_KEYS])
+    return found
+
+
+def _batch_get_once(keys: list[tuple[type[SiyuModel], Any]]) -> list[Any]:
     request: dict[str, dict[str, Any]] = {}
     wanted: list[tuple[str, dict[str, Any]]] = []
     for model, key in keys:
@@ -231,8 +240,3 @@ def batch_get(keys: list[tuple[type[SiyuModel], Any]]) -> list[Any]:
         results.append(model.from_raw_data(match) if match else None)
     return results
 
-
-def batch_get_all(model: type[SiyuModel], keys: list[Any]) -> Iterator[Any]:
-    """The items of one table under `keys`, 100 to a round trip (BatchGetItem's most), None for the missing."""
-    for start in range(0, len(keys), 100):
-        yield from batch_get([(model, key) for key in keys[start:start + 100]])

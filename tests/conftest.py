@@ -100,14 +100,19 @@ def api(stack: Stack) -> ApiClient:
     return ApiClient(stack.api_url)
 
 
-@pytest.fixture(scope="session")
-def admin_token(api: ApiClient, stack: Stack) -> str:
+def new_admin(api: ApiClient) -> tuple[str, str]:
+    """A fresh HQ admin: (openid, token)."""
     from chalicelib.members import service as members
     from chalicelib.members.schemas import StaffGrant
 
     openid = unique("admin")
     members.grant_role(StaffGrant(openid=openid, role="admin", name="HQ"), granted_by="tests")
-    return api.login(openid)
+    return openid, api.login(openid)
+
+
+@pytest.fixture(scope="session")
+def admin_token(api: ApiClient, stack: Stack) -> str:
+    return new_admin(api)[1]
 
 
 @pytest.fixture
@@ -160,10 +165,18 @@ def suite_log_lines() -> Iterator[list[str]]:
         log.removeHandler(handler)
 
 
+RUN_LATE = ("after_the_others", "after_everything")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked `after_everything` run last: they audit what the others left behind."""
-    items.sort(key=lambda item: item.get_closest_marker("after_everything") is not None)
+    """Tests marked `after_the_others` run after the ordinary ones, and those marked `after_everything` last."""
+
+    def lateness(item: pytest.Item) -> int:
+        return next((rank for rank, name in enumerate(RUN_LATE, 1) if item.get_closest_marker(name)), 0)
+
+    items.sort(key=lateness)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "after_everything: runs after every other test of the run")
+    config.addinivalue_line("markers", "after_the_others: may disturb any other test (revoke anyone's role), so runs after them")
+    config.addinivalue_line("markers", "after_everything: audits what the whole run left behind, so runs last")

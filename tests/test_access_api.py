@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalicelib import clock
 from tests.appointment_helpers import at, future_day, grant, make_store
-from tests.conftest import unique
+from tests.conftest import new_admin, unique
 from tests.coupon_helpers import new_campaign
 
 
@@ -140,3 +140,40 @@ def test_revoking_needs_an_admin_and_a_known_person(api, admin_token):
     assert api.delete(f"/admin/staff/{openid}", admin_token, params={"role": "guide"}).status_code == 204
     assert api.delete(f"/admin/staff/{openid}", admin_token).status_code == 204
     assert api.delete(f"/admin/staff/{openid}", admin_token).status_code == 204
+
+
+def test_an_admin_keeps_their_own_admin_role_and_another_admin_may_take_it(api):
+    from chalicelib.members import service as members
+    from chalicelib.members.schemas import StaffGrant
+
+    store_id = make_store()
+    chief, _ = new_admin(api)
+    _, deputy_token = new_admin(api)
+    members.grant_role(StaffGrant(openid=chief, role="guide", storeId=store_id, name="HQ"), granted_by="tests")
+    chief_token, _ = _login(api, chief)
+
+    for role in ({}, {"role": "admin"}):
+        refused = api.delete(f"/admin/staff/{chief}", chief_token, params=role)
+        assert refused.status_code == 409 and refused.json()["code"] == "OWN_ADMIN_ROLE", refused.text
+    assert api.get("/admin/staff", chief_token).status_code == 200
+    assert api.delete(f"/admin/staff/{chief}", chief_token, params={"role": "guide"}).status_code == 204
+
+    assert api.delete(f"/admin/staff/{chief}", deputy_token).status_code == 204
+    again, _ = _login(api, chief)
+    assert api.get("/admin/staff", again).status_code == 403
+
+
+def test_revoking_a_role_the_person_does_not_hold_logs_nobody_out(api):
+    from chalicelib.members import access
+
+    store_id = make_store()
+    openid = grant(store_id)
+    token, _ = _login(api, openid)
+    admin, admin_token = new_admin(api)
+
+    for role in ({"role": "guide"}, {"role": "admin"}):
+        assert api.delete(f"/admin/staff/{openid}", admin_token, params=role).status_code == 204
+    assert api.delete(f"/admin/staff/{admin}", admin_token, params={"role": "staff"}).status_code == 204
+    access.forget_grants()
+    assert _store_day(api, token, store_id).status_code == 200
+    assert api.get("/admin/staff", admin_token).status_code == 200

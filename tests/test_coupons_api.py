@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib import clock
 from chalicelib.coupons import checkout
-from tests.conftest import unique
+from tests.conftest import new_admin, unique
 from tests.coupon_helpers import campaign_body, guide_token, login_member, open_campaigns, set_tier, staff_token
 
 CLAIM_FIELDS = {"couponId", "campaignId", "kind", "value", "threshold", "validFrom", "validTo", "status"}
@@ -358,12 +358,7 @@ def test_a_guide_cannot_give_to_a_customer_not_bound_to_them(api, create):
 
 
 def login_admin(api):
-    from chalicelib.members import service as members
-    from chalicelib.members.schemas import StaffGrant
-
-    openid = unique("admin")
-    members.grant_role(StaffGrant(openid=openid, role="admin", name="HQ"), granted_by="tests")
-    return api.login(openid)
+    return new_admin(api)[1]
 
 
 def test_guides_give_only_guide_campaigns_and_members_cannot_give(api, create, member):

@@ -23,7 +23,7 @@ import requests
 from chalicelib import clock, db, transact
 from chalicelib.auth import STAFF, Principal
 from chalicelib.config import settings
-from tests.conftest import unique
+from tests.conftest import new_admin, unique
 from tests.order_helpers import new_sku, new_store, pickup, remote_spot, stock
 from tests.test_infra_access_observed import run_observed, scheduled_event
 
@@ -361,13 +361,8 @@ def test_the_csv_has_the_same_figures(api, admin_token, report):
 
 
 def _admin_at(api, moment: dt.datetime) -> str:
-    from chalicelib.members import service as members
-    from chalicelib.members.schemas import StaffGrant
-
-    openid = unique("hq")
-    members.grant_role(StaffGrant(openid=openid, role="admin", name="HQ"), granted_by="tests")
     with clock.frozen_at(moment):
-        return api.login(openid)
+        return new_admin(api)[1]
 
 
 def test_a_day_that_is_over_but_not_stored_is_computed_on_demand_and_not_stored(api):

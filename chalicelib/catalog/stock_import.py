@@ -59,7 +59,7 @@ def _rows(text: str) -> list[tuple[int, str, int]]:
 
 
 def _check_skus(rows: list[tuple[int, str, int]]) -> None:
-    found = db.batch_get_all(Sku, [sku_id for _, sku_id, _ in rows])
+    found = db.batch_get([(Sku, sku_id) for _, sku_id, _ in rows])
     for (line, sku_id, _), sku in zip(rows, found):
         if sku is None:
             raise InvalidRequestError("csv", f"line {line}: {sku_id} is not a SKU")

@@ -116,12 +116,9 @@ def locked_coupons() -> Any:
 
 def still_locked(keys: list[tuple[str, str]]) -> list[tuple[str, str, str | None]]:
     """Those of these coupons that are locked now, read again consistently."""
-    found = []
-    for start in range(0, len(keys), 100):
-        for coupon in db.batch_get([(Coupon, key) for key in keys[start:start + 100]]):
-            if coupon is not None and coupon.status == LOCKED:
-                found.append((coupon.member_id, coupon.coupon_id, coupon.order_id))
-    return found
+    found = db.batch_get([(Coupon, key) for key in keys])
+    return [(coupon.member_id, coupon.coupon_id, coupon.order_id)
+            for coupon in found if coupon is not None and coupon.status == LOCKED]
 
 
 def quote(member_id: str, coupon_id: str, basket: Basket) -> int:

@@ -214,13 +214,6 @@ def _active_campaigns() -> list[Campaign]:
     return found
 
 
-def _batch_get(keys: list[tuple[type[db.SiyuModel], Any]]) -> list[Any]:
-    found: list[Any] = []
-    for start in range(0, len(keys), 100):
-        found.extend(db.batch_get(keys[start:start + 100]))
-    return found
-
-
 def open_campaigns(member_id: str, limit: int, cursor: dict[str, Any] | None) -> dict[str, Any]:
     """Campaigns this member can claim or exchange now, with stock left and their own count, by campaign id."""
     from chalicelib.members import service as members
@@ -241,7 +234,7 @@ def open_campaigns(member_id: str, limit: int, cursor: dict[str, Any] | None) ->
     for found in page:
         keys.append((ClaimCount, (member_id, found.campaign_id)))
         keys.extend((StockShard, (found.campaign_id, shard)) for shard in range(int(found.shard_count)))
-    items = iter(_batch_get(keys))
+    items = iter(db.batch_get(keys))
     answer = []
     for found in page:
         count = next(items)

@@ -30,5 +30,10 @@ class GuideIdInUseError(ConflictError):
     default_message = "this guide id belongs to another person"
 
 
+class OwnAdminRoleError(ConflictError):
+    code = "OWN_ADMIN_ROLE"
+    default_message = "an admin cannot revoke their own admin role: another admin can"
+
+
 class MemberGoneError(UnauthenticatedError):
     default_message = "this member no longer exists"

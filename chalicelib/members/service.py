@@ -24,6 +24,7 @@ from chalicelib.members.errors import (
     HeldOfflineError,
     LoginConflictError,
     MemberGoneError,
+    OwnAdminRoleError,
     PhoneInUseError,
 )
 from chalicelib.members.lookup import identity_keys as phone_identity_keys
@@ -401,34 +402,38 @@ def staff_of(store_id: str | None, limit: int, cursor: dict[str, Any] | None) ->
     return {"items": items, "nextCursor": {"after": last["openid"]["S"]} if last else None}
 
 
-def revoke_role(openid: str, role: str | None) -> None:
+def revoke_role(openid: str, role: str | None, revoked_by: str) -> None:
     """Take a role away (every role without one); the person's tokens lose it within the grants cache period.
 
-    The grants version goes up whatever was held, so every privileged claim of
+    The grants version goes up when a role goes, so every privileged claim of
     a token issued before is refused (`access.admit`): the person signs in
-    again for the roles they keep. A person never granted anything is NotFoundError.
+    again for the roles they keep. Revoking a role not held changes nothing.
+    A person never granted anything is NotFoundError. An admin (member
+    `revoked_by`) does not take their own admin role, so HQ is never left
+    without one by its last admin.
     """
-    taken = RoleGrant.roles.delete({role}) if role else RoleGrant.roles.remove()
+    if role in (None, "admin") and get_member(revoked_by).openid == openid:
+        raise OwnAdminRoleError()
+    if role:
+        taken, held = RoleGrant.roles.delete({role}), RoleGrant.roles.contains(role)
+    else:
+        taken, held = RoleGrant.roles.remove(), RoleGrant.roles.exists()
     grant = RoleGrant(openid)
     try:
-        transact.retrying(
-            lambda: grant.update(actions=[taken, RoleGrant.version.add(1)], condition=RoleGrant.openid.exists())
-        )
+        transact.retrying(lambda: grant.update(actions=[taken, RoleGrant.version.add(1)], condition=held))
     except UpdateError as exc:
-        if transact.condition_failed(exc):
+        if not transact.condition_failed(exc):
+            raise
+        if _grant_of(openid) is None:
             raise NotFoundError("no such staff member") from exc
-        raise
 
 
 # --- What other domains ask of a member --------------------------------------------
 
 def _members(member_ids: Iterable[str]) -> Iterator[Member]:
     """The members that exist among `member_ids`, read 100 to a round trip."""
-    unique_ids = sorted(set(member_ids))
-    for start in range(0, len(unique_ids), 100):
-        for member in db.batch_get([(Member, member_id) for member_id in unique_ids[start:start + 100]]):
-            if member is not None:
-                yield member
+    found = db.batch_get([(Member, member_id) for member_id in sorted(set(member_ids))])
+    yield from (member for member in found if member is not None)
 
 
 def tier_of(member_id: str) -> str:

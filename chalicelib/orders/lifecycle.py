@@ -525,7 +525,7 @@ def erase_member_orders(member_id: str) -> int:
     """
     from chalicelib.orders.service import member_order_ids
 
-    orders = [order for order in db.batch_get_all(Order, member_order_ids(member_id)) if order is not None]
+    orders = [order for order in db.batch_get([(Order, order_id) for order_id in member_order_ids(member_id)]) if order is not None]
     if any(order.status not in (*_ENDED, PENDING_PAYMENT) for order in orders):
         raise OrdersInProgressError()
     for order in orders:

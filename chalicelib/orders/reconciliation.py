@@ -29,7 +29,7 @@ from typing import Any
 from chalicelib import clock, observability
 from chalicelib.db import batch_get
 from chalicelib.orders.models import Order, PayReconciliation, ReconciliationMismatch
-from chalicelib.orders.service import day_shards
+from chalicelib.orders.service import orders_paid_on, orders_refunded_on
 
 __all__ = [
     "MISSING_HERE",
@@ -58,7 +58,6 @@ FUND_FLOW_DIFFERS = "fund_flow_differs"  # ourAmount: the trade bill's net; wech
 MISMATCH_ALARM = "PayReconciliationMismatch"
 REFUSED_ALARM = "PayReconciliationBillRefused"
 MAX_STORED_MISMATCHES = 1000
-BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
 PAID_AT_WECHAT = frozenset({"SUCCESS", "REFUND"})
 ONE_DAY = dt.timedelta(days=1)
 
@@ -86,8 +85,8 @@ def reconcile(now: dt.datetime) -> dict[str, Any]:
     trade, flow = _bills(bill_date)
     payments = [line for line in trade.lines if line.is_payment]
     refunds = [line for line in trade.lines if line.is_refund]
-    paid_here = _orders_on(Order.paid_on_day, bill_date)
-    refunded_here = _orders_on(Order.refunded_on_day, bill_date)
+    paid_here = {order.order_id: order for order in orders_paid_on(bill_date)}
+    refunded_here = {order.order_id: order for order in orders_refunded_on(bill_date)}
     known = {**paid_here, **refunded_here}
     known.update(_read_orders(line.out_trade_no for line in trade.lines if line.out_trade_no not in known))
 
@@ -152,21 +151,10 @@ def _fund_flow_mismatch(trade: Any, flow: Any) -> list[Mismatch]:
 
 # --- Our side -------------------------------------------------------------------------------
 
-def _orders_on(index: Any, day: dt.date) -> dict[str, Order]:
-    """The orders a keys-only day index holds for `day`, read back whole."""
-    return _read_orders(entry.order_id for shard in day_shards(day) for entry in index.query(shard))
-
-
 def _read_orders(order_ids: Iterable[str]) -> dict[str, Order]:
-    """{order id: order} of those that exist, in batches of DynamoDB's size."""
-    wanted = list(dict.fromkeys(order_ids))
-    found: dict[str, Order] = {}
-    for start in range(0, len(wanted), BATCH_GET_KEYS):
-        batch = wanted[start:start + BATCH_GET_KEYS]
-        for order in batch_get([(Order, order_id) for order_id in batch]):
-            if order is not None:
-                found[order.order_id] = order
-    return found
+    """{order id: order} of those that exist."""
+    found = batch_get([(Order, order_id) for order_id in dict.fromkeys(order_ids)])
+    return {order.order_id: order for order in found if order is not None}
 
 
 # --- Matching -------------------------------------------------------------------------------

@@ -57,6 +57,8 @@ __all__ = [
     "due_shard",
     "day_shard",
     "day_shards",
+    "orders_paid_on",
+    "orders_refunded_on",
     "paid_on",
     "refunded_on",
     "timeline_entry",
@@ -487,28 +489,28 @@ def store_orders(store_id: str, status: str | None, limit: int, cursor: dict[str
 
 def coupon_holders(order_ids: list[str]) -> dict[str, tuple[str, str | None]]:
     """(status, coupon id) of each of these orders that exists, in batches of 100 (the audit's)."""
-    found: dict[str, tuple[str, str | None]] = {}
-    wanted = list(dict.fromkeys(order_ids))
-    for start in range(0, len(wanted), 100):
-        for order in db.batch_get([(Order, order_id) for order_id in wanted[start:start + 100]]):
-            if order is not None:
-                found[order.order_id] = (order.status, order.coupon_id)
-    return found
+    wanted = [(Order, order_id) for order_id in dict.fromkeys(order_ids)]
+    return {order.order_id: (order.status, order.coupon_id) for order in db.batch_get(wanted) if order is not None}
 
 
 # --- Figures ------------------------------------------------------------------------------
 
-_BATCH = 100  # BatchGetItem's most keys per round trip
-
-
 def _orders_on(index: Any, day: dt.date) -> list[Order]:
-    """The orders a sparse per-day index (keys only) lists for a Shanghai day, read 100 per round trip."""
+    """The orders a sparse per-day index (keys only) lists for a Shanghai day."""
     order_ids = sorted({key.order_id for shard in day_shards(day) for key in index.query(shard)})
-    found: list[Order] = []
-    for start in range(0, len(order_ids), _BATCH):
-        found += [order for order in db.batch_get([(Order, order_id) for order_id in order_ids[start:start + _BATCH]])
-                  if order is not None]
-    return found
+    return [order for order in db.batch_get([(Order, order_id) for order_id in order_ids]) if order is not None]
+
+
+def orders_paid_on(day: dt.date) -> list[Order]:
+    """The orders paid on a Shanghai day (whatever happened to them since)."""
+    return [order for order in _orders_on(Order.paid_on_day, day)
+            if order.paid_at is not None and clock.shanghai_date(order.paid_at) == day]
+
+
+def orders_refunded_on(day: dt.date) -> list[Order]:
+    """The orders whose refund WeChat Pay confirmed on a Shanghai day."""
+    return [order for order in _orders_on(Order.refunded_on_day, day)
+            if order.refunded_at is not None and clock.shanghai_date(order.refunded_at) == day]
 
 
 def paid_on(day: dt.date) -> list[dict[str, Any]]:
@@ -517,8 +519,7 @@ def paid_on(day: dt.date) -> list[dict[str, Any]]:
     Each is `{orderId, paidAt, goods, payable, lines: [{skuId, title, qty, unitPrice}]}`: what the
     order was paid for, whatever happened to it since (a later refund is a figure of its own day).
     """
-    paid = [order for order in _orders_on(Order.paid_on_day, day)
-            if order.paid_at is not None and clock.shanghai_date(order.paid_at) == day]
+    paid = orders_paid_on(day)
     paid.sort(key=lambda order: (order.paid_at, order.order_id))
     return [
         {
@@ -537,8 +538,7 @@ def paid_on(day: dt.date) -> list[dict[str, Any]]:
 
 def refunded_on(day: dt.date) -> list[dict[str, Any]]:
     """The refunds WeChat Pay confirmed on a Shanghai day: `{orderId, refundedAt, refundAmount}` each."""
-    refunded = [order for order in _orders_on(Order.refunded_on_day, day)
-                if order.refunded_at is not None and clock.shanghai_date(order.refunded_at) == day]
+    refunded = orders_refunded_on(day)
     refunded.sort(key=lambda order: (order.refunded_at, order.order_id))
     return [
         {"orderId": order.order_id, "refundedAt": order.refunded_at, "refundAmount": int(order.refund_amount or 0)}
@@ -569,5 +569,5 @@ def member_history(member_id: str, since: dt.datetime) -> list[OrderFact]:
     return [
         OrderFact(order.status, int(order.payable), order.paid_at is not None, order.mode, order.created_at,
                   order.completed_at)
-        for order in db.batch_get_all(Order, member_order_ids(member_id, since)) if order is not None
+        for order in db.batch_get([(Order, order_id) for order_id in member_order_ids(member_id, since)]) if order is not None
     ]
