@@ -143,15 +143,14 @@ def change(
         raise PolicyChangedError()
     environment = os.environ.get(env_variable, "")
     before = _validated(model, environment, document)
-    merged = {**json.loads(document), **overrides}
-    after = model.model_validate({**json.loads(environment or "{}"), **merged})
+    merged = json.dumps({**json.loads(document), **overrides}, ensure_ascii=False, sort_keys=True)
+    after = _validated(model, environment, merged)
     check(after)
     now, new_version = clock.now(), expected_version + 1
     as_read = PolicyDocument.version == expected_version if expected_version else PolicyDocument.section.does_not_exist()
 
     def build(txn: Transaction) -> None:
-        txn.save(PolicyDocument(section, document=json.dumps(merged, ensure_ascii=False, sort_keys=True),
-                                version=new_version, changed_by=changed_by, changed_at=now),
+        txn.save(PolicyDocument(section, document=merged, version=new_version, changed_by=changed_by, changed_at=now),
                  as_read, label="policy", explain=lambda old: PolicyChangedError())
         txn.save(PolicyChange(section, new_version, changed_by=changed_by, changed_at=now,
                               before=_dump(before), after=_dump(after)),

@@ -62,6 +62,18 @@ class ApiClient:
     def delete(self, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
         return self.request("DELETE", path, token, **kwargs)
 
+    def every_item(self, path: str, token: str | None = None, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a paged list, page after page (each page answered 200)."""
+        found: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = self.get(path, token, params={**params, **({"cursor": cursor} if cursor else {})})
+            assert page.status_code == 200, page.text
+            found += page.json()["items"]
+            cursor = page.json()["nextCursor"]
+            if cursor is None:
+                return found
+
     def login(self, openid: str, scene: str | None = None) -> str:
         body: dict[str, Any] = {"code": f"dev:{openid}"}
         if scene:

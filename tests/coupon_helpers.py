@@ -78,12 +78,4 @@ def guide_token(api: Any, store_id: str) -> tuple[str, str]:
 
 def open_campaigns(api: Any, token: str) -> list[dict[str, Any]]:
     """Every campaign `GET /coupons/campaigns` lists for this member, page after page."""
-    found: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        page = api.get("/coupons/campaigns", token, params={"limit": 100} | ({"cursor": cursor} if cursor else {}))
-        assert page.status_code == 200, page.text
-        found += page.json()["items"]
-        cursor = page.json()["nextCursor"]
-        if cursor is None:
-            return found
+    return api.every_item("/coupons/campaigns", token, limit=100)

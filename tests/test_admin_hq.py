@@ -19,14 +19,7 @@ def grant(api, admin_token: str, **body) -> dict:
 
 
 def staff_list(api, token: str, **params) -> list[dict]:
-    found, cursor = [], None
-    while True:
-        answer = api.get("/admin/staff", token, params={**params, **({"cursor": cursor} if cursor else {})})
-        assert answer.status_code == 200, answer.text
-        found += answer.json()["items"]
-        cursor = answer.json()["nextCursor"]
-        if cursor is None:
-            return found
+    return api.every_item("/admin/staff", token, **params)
 
 
 # --- Staff ------------------------------------------------------------------------------------------

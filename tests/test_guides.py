@@ -297,14 +297,7 @@ def segments_run(stack, moment=None) -> dict:
 
 
 def workbench(api, token: str, **params) -> list[dict]:
-    found, cursor = [], None
-    while True:
-        answer = api.get("/guide/customers", token, params={**params, **({"cursor": cursor} if cursor else {})})
-        assert answer.status_code == 200, answer.text
-        found += answer.json()["items"]
-        cursor = answer.json()["nextCursor"]
-        if cursor is None:
-            return found
+    return api.every_item("/guide/customers", token, **params)
 
 
 def test_the_workbench_lists_bound_customers_with_their_segments(api, stack, members, store, sku):

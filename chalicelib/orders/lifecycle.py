@@ -35,7 +35,6 @@ from chalicelib.errors import SiyuError
 from chalicelib.guides import service as guides
 from chalicelib.orders.config import orders_config
 from chalicelib.orders.errors import (
-    OrdersInProgressError,
     AlreadyRefundedError,
     NotCancellableError,
     NotificationRejected,
@@ -43,6 +42,7 @@ from chalicelib.orders.errors import (
     OrderBusyError,
     OrderNotFoundError,
     OrderNotWaitingError,
+    OrdersInProgressError,
     RefundWindowClosedError,
 )
 from chalicelib.orders.models import (
@@ -525,7 +525,8 @@ def erase_member_orders(member_id: str) -> int:
     """
     from chalicelib.orders.service import member_order_ids
 
-    orders = [order for order in db.batch_get([(Order, order_id) for order_id in member_order_ids(member_id)]) if order is not None]
+    found = db.batch_get([(Order, order_id) for order_id in member_order_ids(member_id)])
+    orders = [order for order in found if order is not None]
     if any(order.status not in (*_ENDED, PENDING_PAYMENT) for order in orders):
         raise OrdersInProgressError()
     for order in orders:

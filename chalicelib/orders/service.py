@@ -566,8 +566,9 @@ def member_order_ids(member_id: str, since: dt.datetime | None = None) -> list[s
 
 def member_history(member_id: str, since: dt.datetime) -> list[OrderFact]:
     """The member's orders created since `since`, newest first."""
+    found = db.batch_get([(Order, order_id) for order_id in member_order_ids(member_id, since)])
     return [
         OrderFact(order.status, int(order.payable), order.paid_at is not None, order.mode, order.created_at,
                   order.completed_at)
-        for order in db.batch_get([(Order, order_id) for order_id in member_order_ids(member_id, since)]) if order is not None
+        for order in found if order is not None
     ]
