@@ -30,6 +30,7 @@ __all__ = [
     "is_launch",
     "available_in",
     "set_on_hand",
+    "count_shelf",
     "stock_first_count",
     "stock_level",
 ]
@@ -177,7 +178,12 @@ def set_on_hand(store_id: str, sku_id: str, on_hand: int) -> dict[str, Any]:
     reservation racing this write sees either the old or the new level, whole.
     """
     check_id("storeId", store_id)
-    sku = _get(sku_id)
+    return count_shelf(store_id, _get(sku_id), on_hand)
+
+
+def count_shelf(store_id: str, sku: Sku, on_hand: int) -> dict[str, Any]:
+    """`set_on_hand` for a SKU the caller has read."""
+    sku_id = sku.sku_id
     if sku.sharded:
         # A launch SKU: spread over its shards, in one transaction conditioned on every row it read.
         return _level(store_id, sku_id, rows.lay_out(store_id, sku_id, _shards(sku), on_hand))

@@ -17,7 +17,7 @@ from chalicelib import db, observability
 from chalicelib.catalog.errors import BelowReservedError
 from chalicelib.catalog.models import Sku
 from chalicelib.catalog.schemas import MAX_ON_HAND
-from chalicelib.catalog.service import check_id, set_on_hand
+from chalicelib.catalog.service import check_id, count_shelf
 from chalicelib.errors import InvalidRequestError
 
 __all__ = ["MAX_ROWS", "HEADER", "import_on_hand"]
@@ -58,28 +58,29 @@ def _rows(text: str) -> list[tuple[int, str, int]]:
     return rows
 
 
-def _check_skus(rows: list[tuple[int, str, int]]) -> None:
+def _skus(rows: list[tuple[int, str, int]]) -> list[Sku]:
+    """Each row's SKU; 400 naming the first line whose SKU does not exist."""
     found = db.batch_get([(Sku, sku_id) for _, sku_id, _ in rows])
     for (line, sku_id, _), sku in zip(rows, found):
         if sku is None:
             raise InvalidRequestError("csv", f"line {line}: {sku_id} is not a SKU")
+    return found
 
 
 def import_on_hand(store_id: str, text: str) -> dict[str, Any]:
     """Count a location's shelf from CSV text; what was set, and each row refused with its reason."""
     check_id("storeId", store_id)
     rows = _rows(text)
-    _check_skus(rows)
 
-    def apply(row: tuple[int, str, int]) -> dict[str, Any] | None:
+    def apply(row: tuple[int, str, int], sku: Sku) -> dict[str, Any] | None:
         line, sku_id, on_hand = row
         try:
-            set_on_hand(store_id, sku_id, on_hand)
+            count_shelf(store_id, sku, on_hand)
         except BelowReservedError as exc:
             return {"line": line, "skuId": sku_id, "code": exc.code, "message": exc.message}
         return None
 
     with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
-        refused = [outcome for outcome in pool.map(apply, rows) if outcome is not None]
+        refused = [outcome for outcome in pool.map(apply, rows, _skus(rows)) if outcome is not None]
     observability.info("stock imported", store_id=store_id, rows=len(rows), refused=len(refused))
     return {"storeId": store_id, "rows": len(rows), "updated": len(rows) - len(refused), "refused": refused}

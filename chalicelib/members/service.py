@@ -29,7 +29,7 @@ from chalicelib.members.errors import (
 )
 from chalicelib.members.lookup import identity_keys as phone_identity_keys
 from chalicelib.members.lookup import rekey_phone_identities
-from chalicelib.members.login import LaunchScene, ReadAlong, SignIn, login, new_member_id, parse_scene
+from chalicelib.members.login import LaunchScene, ReadAlong, SignIn, bind_guide, login, new_member_id, parse_scene
 from chalicelib.members.models import HQ_SCOPE, Guide, Identity, Member, RoleGrant, created_day_key, created_day_keys
 from chalicelib.members.schemas import ProfileUpdate, StaffGrant
 from chalicelib.transact import Explain, Transaction
@@ -260,8 +260,6 @@ def absorb_offline(txn: Transaction, member: Member, offline: Member) -> str:
 
 def rebind_guide(member_id: str, guide_id: str) -> Member:
     """HQ binds the member to `guide_id` for a new binding period, whoever held them before."""
-    from chalicelib.members.login import bind_guide
-
     try:
         guide = Guide.get(guide_id, consistent_read=True)
     except DoesNotExist as exc:
@@ -409,8 +407,7 @@ def revoke_role(openid: str, role: str | None, revoked_by: str) -> None:
     a token issued before is refused (`access.admit`): the person signs in
     again for the roles they keep. Revoking a role not held changes nothing.
     A person never granted anything is NotFoundError. An admin (member
-    `revoked_by`) does not take their own admin role, so HQ is never left
-    without one by its last admin.
+    `revoked_by`) does not take their own admin role: another admin does.
     """
     if role in (None, "admin") and get_member(revoked_by).openid == openid:
         raise OwnAdminRoleError()
