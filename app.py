@@ -53,6 +53,7 @@ admin_points = LazyModule("chalicelib.usecases.admin_points")
 own_writes = LazyModule("chalicelib.usecases.own_writes")
 tier_review_job = LazyModule("chalicelib.usecases.tier_review")
 nightly_audit = LazyModule("chalicelib.usecases.audit")
+segments = LazyModule("chalicelib.segments")
 guide_customers = LazyModule("chalicelib.usecases.guide_customers")
 erasure = LazyModule("chalicelib.usecases.erasure")
 policy_admin = LazyModule("chalicelib.usecases.policy_admin")
@@ -655,13 +656,13 @@ def coupon_expiry(event: object) -> dict:
 
 @app.schedule(Cron(10, 16, "*", "*", "?", "*"), name="points-expiry")
 def points_expiry(event: object) -> dict:
-    # daily 00:10: expire the lots whose day has ended, one ledger transfer each
+    # daily 00:10: expire the lots whose day has ended (the balances the expiry-due index names), one transfer each
     return points_jobs.expire(jobs.moment_of(event))
 
 
 @app.schedule(Cron(0, 18, "*", "*", "?", "*"), name="tier-review")
 def tier_review(event: object) -> dict:
-    # daily 02:00: tiers by trailing 12-month spend and activity, up and down
+    # daily 02:00: tiers of the members whose trailing 12-month figures moved, up and down
     return tier_review_job.review(jobs.moment_of(event))
 
 
@@ -679,8 +680,20 @@ def order_sweeper_job(event: object) -> dict:
 
 @app.schedule(Cron(0, 19, "*", "*", "?", "*"), name="ledger-audit")
 def ledger_audit(event: object) -> dict:
-    # daily 03:00: prove the points ledger's and the inventory's invariants; each breach raises an alarm
+    # daily 03:00: yesterday's transfers and the accounts they touched proven, and the coupon locks; each breach an alarm
     return nightly_audit.run(jobs.moment_of(event))
+
+
+@app.schedule(Cron(30, 19, "?", "*", "SAT", "*"), name="ledger-proof")
+def ledger_proof(event: object) -> dict:
+    # Sundays 03:30: the whole ledger proven on the segmented state machine (every balance against its entries)
+    return segments.start("ledger-proof", jobs.moment_of(event))
+
+
+@app.schedule(Cron(30, 19, "*", "*", "?", "*"), name="stock-audit")
+def stock_audit(event: object) -> dict:
+    # daily 03:30: every stock row against the held reservations, on the segmented state machine
+    return segments.start("stock-audit", jobs.moment_of(event))
 
 
 @app.schedule(Cron(30, 2, "*", "*", "?", "*"), name="pay-reconciliation")
@@ -738,3 +751,17 @@ def order_close_refund_window(event: dict, context: object) -> dict:
 @app.lambda_function(name="order_compensate")
 def order_compensate(event: dict, context: object) -> dict:
     return orders_flow.compensate(event)
+
+
+# --- Whole-table job tasks ------------------------------------------------------
+# Invoked by the segmented state machine (infra/segmented.asl.json), for the jobs
+# of chalicelib/usecases/whole_table_jobs.py.
+
+@app.lambda_function(name="segment_scan")
+def segment_scan(event: dict, context: Any) -> dict:
+    return segments.scan_segment(event, context.get_remaining_time_in_millis)
+
+
+@app.lambda_function(name="segment_finish")
+def segment_finish(event: dict, context: object) -> dict:
+    return segments.finish(event)

@@ -122,6 +122,7 @@ class Settings(BaseModel):
     template_points_expiry: str = _demo("tpl-points-expiry")
 
     state_machine_arn: str | None = None
+    segmented_machine_arn: str | None = None
 
     def table_name(self, table: str) -> str:
         return f"{self.table_prefix}{table}"

@@ -47,6 +47,7 @@ TABLE_MODULES = [
     "chalicelib.reports.models",
     "chalicelib.guides.models",
     "chalicelib.policy",
+    "chalicelib.runs",
 ]
 
 

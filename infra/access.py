@@ -54,6 +54,7 @@ class Service(Enum):
     START_ORDERS = "start an order's execution of the order state machine"
     ANSWER_ORDER_WAITS = "end a waiting step of an order's execution with its task token"
     READ_ORDER_EXECUTIONS = "ask whether an order's execution exists and how it ended"
+    START_WHOLE_TABLE_JOBS = "start a whole-table job's execution of the segmented state machine, and read it"
 
 
 @dataclass(frozen=True)
@@ -138,22 +139,34 @@ ACCESS: dict[str, Access] = {
         tables={"coupons": READ | WRITE, "coupon-campaigns": READ | WRITE, "members": READ, **_SENDS_WECHAT_MESSAGES},
         parameters=frozenset({"wechat_secret"}),
     ),
+    # The jobs find their work through sparse indexes: none of them scans.
     "points-expiry": Access(
-        tables={"points-balances": READ | SCAN | WRITE, "points-transfers": READ | WRITE},
+        tables={"points-balances": READ | WRITE, "points-transfers": READ | WRITE},
     ),
     "tier-review": Access(
-        tables={"points-balances": SCAN | WRITE, "points-activity": READ, "members": READ | WRITE},
+        tables={"points-balances": READ | WRITE, "points-activity": READ, "members": READ | WRITE,
+                "job-runs": READ | WRITE},
     ),
     "ledger-audit": Access(
-        tables={
-            "points-balances": READ | SCAN,
-            "points-transfers": READ | SCAN,
-            "inventory": SCAN,
-            "stock-reservations": SCAN,
-            "coupons": READ | SCAN,
-            "orders": READ,
-        },
+        tables={"points-balances": READ, "points-transfers": READ, "coupons": READ, "orders": READ},
     ),
+    # The jobs that visit every row only start the segmented machine; its tasks do the visiting.
+    "ledger-proof": Access(services=frozenset({Service.START_WHOLE_TABLE_JOBS})),
+    "stock-audit": Access(services=frozenset({Service.START_WHOLE_TABLE_JOBS})),
+    "segment_scan": Access(
+        tables={
+            "points-balances": READ | SCAN | WRITE,
+            "points-transfers": READ,
+            "points-activity": READ,
+            "members": READ | WRITE,
+            "identities": READ | SCAN | WRITE | DELETE,  # identity-rekey
+            "inventory": READ | SCAN,
+            "stock-reservations": READ,
+            "job-runs": READ | WRITE,
+        },
+        parameters=frozenset({"lookup_hash_key", "lookup_hash_key_previous"}),
+    ),
+    "segment_finish": Access(tables={"job-runs": READ | WRITE, "inventory": READ, "stock-reservations": READ}),
     "customer-segments": Access(
         tables={"guides": READ, "members": READ, "orders": READ, "coupons": READ, "appointments": READ,
                 "guide-customer-segments": WRITE},

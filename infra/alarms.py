@@ -106,7 +106,7 @@ def _function_alarms(stage: Stage, function: Function) -> dict[str, Any]:
 
 
 def alarm_resources(stage: Stage, functions: Iterable[Function], *, api_name: str | None, state_machine: str,
-                    dead_letter_queue: str | None) -> dict[str, Any]:
+                    dead_letter_queue: str | None, segmented_machine: str | None = None) -> dict[str, Any]:
     resources: dict[str, Any] = {
         ALARM_TOPIC_RESOURCE: {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": stage.resource_name("alarms")}},
         **_breach_alarms(stage),
@@ -124,6 +124,11 @@ def alarm_resources(stage: Stage, functions: Iterable[Function], *, api_name: st
         stage, "order-executions-failed", "An order's execution failed.",
         _metric("AWS/States", "ExecutionsFailed", {"StateMachineArn": ref(state_machine)}),
     )
+    if segmented_machine is not None:
+        resources["WholeTableJobsFailedAlarm"] = _alarm(
+            stage, "whole-table-jobs-failed", "A whole-table job's run failed; starting it again resumes it.",
+            _metric("AWS/States", "ExecutionsFailed", {"StateMachineArn": ref(segmented_machine)}),
+        )
     if dead_letter_queue is not None:
         resources["JobsDeadLettersAlarm"] = _alarm(
             stage, "jobs-dead-letters", "A scheduled job gave up on an event; it waits in the dead-letter queue.",

@@ -23,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "ORDER_DEFINITION",
+    "SEGMENTED_DEFINITION",
     "ALLOWED_TYPES",
     "InvalidDefinitionError",
     "substitute",
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 ORDER_DEFINITION = Path(__file__).resolve().with_name("order.asl.json")
+SEGMENTED_DEFINITION = Path(__file__).resolve().with_name("segmented.asl.json")
 
 ALLOWED_TYPES = frozenset({"Task", "Choice", "Wait", "Parallel", "Map", "Pass", "Succeed", "Fail"})
 _TERMINAL_TYPES = frozenset({"Succeed", "Fail"})

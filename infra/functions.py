@@ -8,7 +8,8 @@ template gives each function
 - a role whose only policy is built from its declaration in infra/access.py
   (replacing the one Chalice copies from .chalice/policy-lambda.json);
 - for a scheduled job: a dead-letter queue for the events it failed on, and
-  reserved concurrency.
+  reserved concurrency;
+- for a job or a whole-table task, its own timeout and memory (`LIMITS`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from infra.stage import Stage
 __all__ = [
     "DEAD_LETTER_QUEUE_RESOURCE",
     "POLICY_NAME",
+    "LIMITS",
     "Function",
     "functions",
     "function_resources",
@@ -37,6 +39,30 @@ POLICY_NAME = "FunctionAccess"
 # Each job runs one event at a time: a slow or retried run then takes at most
 # this much of the account's concurrency, which the API and the order tasks share.
 JOB_CONCURRENCY = 1
+
+# A whole-table job's segments run side by side up to the Map state's MaxConcurrency (infra/segmented.asl.json);
+# two jobs at once share this.
+WHOLE_TABLE_CONCURRENCY = {"segment_scan": 16, "segment_finish": 2}
+
+# (timeout seconds, memory MB) of each job and whole-table task; the others keep .chalice/config.json's
+# (30 s, 512 MB). A job's timeout is what its work takes at ten million members with room to spare
+# (bench/REPORT.md); a whole-table task stops for the machine to call it again with 10 s left.
+LIMITS: dict[str, tuple[int, int]] = {
+    "appointment-reminders": (120, 512),
+    "appointment-no-shows": (120, 512),
+    "coupon-expiry": (900, 1024),
+    "points-expiry": (900, 1024),
+    "tier-review": (900, 1024),
+    "customer-segments": (900, 1024),
+    "order-sweeper": (240, 512),
+    "ledger-audit": (900, 1024),
+    "pay-reconciliation": (300, 1024),
+    "daily-report": (300, 512),
+    "ledger-proof": (30, 256),
+    "stock-audit": (30, 256),
+    "segment_scan": (300, 1024),
+    "segment_finish": (120, 512),
+}
 
 _DYNAMODB_ACTIONS = {
     declared.READ: ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:Query"],
@@ -95,11 +121,16 @@ def _table_statements(grants: list[declared.TableGrant], stage: Stage) -> list[d
 
 
 def _service_statements(
-    services: frozenset[declared.Service], order_machine_arn: Any, stage: Stage
+    services: frozenset[declared.Service], machine_arns: dict[str, Any], stage: Stage
 ) -> list[dict[str, Any]]:
     statements = []
     if declared.Service.START_ORDERS in services:
-        statements.append(statement("StartOrders", ["states:StartExecution"], [order_machine_arn]))
+        statements.append(statement("StartOrders", ["states:StartExecution"], [machine_arns["OrderStateMachine"]]))
+    if declared.Service.START_WHOLE_TABLE_JOBS in services:
+        statements.append(statement("StartWholeTableJobs", ["states:StartExecution"],
+                                    [machine_arns["SegmentedStateMachine"]]))
+        executions = arn("states", f"execution:{stage.resource_name('segmented')}:*")
+        statements.append(statement("ReadWholeTableJobs", ["states:DescribeExecution"], [executions]))
     if declared.Service.READ_ORDER_EXECUTIONS in services:
         executions = arn("states", f"execution:{stage.resource_name('order')}:*")
         statements.append(statement("ReadOrderExecutions", ["states:DescribeExecution"], [executions]))
@@ -112,7 +143,7 @@ def _service_statements(
 
 
 def _policy(function: Function, access: declared.Access, models: list[Any], stage: Stage,
-            order_machine_arn: Any) -> dict[str, Any]:
+            machine_arns: dict[str, Any]) -> dict[str, Any]:
     # The role names its log group, so the group exists before the function: creating one is not granted.
     own_log_group = [get_att(function.log_group, "Arn")]
     statements = [statement("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"], own_log_group)]
@@ -122,7 +153,7 @@ def _policy(function: Function, access: declared.Access, models: list[Any], stag
     if access.parameters:
         parameters = [arn("ssm", f"parameter{stage.parameter(setting)}") for setting in sorted(access.parameters)]
         statements.append(statement("Parameters", ["ssm:GetParameter"], parameters))
-    statements += _service_statements(access.services, order_machine_arn, stage)
+    statements += _service_statements(access.services, machine_arns, stage)
     if function.scheduled:
         statements.append(statement("DeadLetters", ["sqs:SendMessage"], [get_att(DEAD_LETTER_QUEUE_RESOURCE, "Arn")]))
     return {"PolicyName": POLICY_NAME, "PolicyDocument": policy_document(statements)}
@@ -132,6 +163,10 @@ def _policy(function: Function, access: declared.Access, models: list[Any], stag
 
 def _function_properties(function: Function, stage: Stage) -> dict[str, Any]:
     properties: dict[str, Any] = {"FunctionName": function.function_name(stage)}
+    if function.name in LIMITS:
+        properties["Timeout"], properties["MemorySize"] = LIMITS[function.name]
+    if function.name in WHOLE_TABLE_CONCURRENCY:
+        properties["ReservedConcurrentExecutions"] = WHOLE_TABLE_CONCURRENCY[function.name]
     if function.scheduled:
         properties["ReservedConcurrentExecutions"] = JOB_CONCURRENCY
         properties["DeadLetterQueue"] = {"Type": "SQS", "TargetArn": get_att(DEAD_LETTER_QUEUE_RESOURCE, "Arn")}
@@ -150,7 +185,7 @@ def _dead_letter_queue(stage: Stage) -> dict[str, Any]:
     }
 
 
-def function_resources(app: Any, models: Iterable[Any], stage: Stage, order_machine_arn: Any) -> dict[str, Any]:
+def function_resources(app: Any, models: Iterable[Any], stage: Stage, machine_arns: dict[str, Any]) -> dict[str, Any]:
     """The merge template's part for the functions: what it adds to Chalice's, and their log groups and queue."""
     models = list(models)
     resources: dict[str, Any] = {}
@@ -159,7 +194,7 @@ def function_resources(app: Any, models: Iterable[Any], stage: Stage, order_mach
         access = declared.ACCESS[function.name]
         resources[function.resource] = {"Properties": _function_properties(function, stage)}
         resources[function.role] = {
-            "Properties": {"Policies": [_policy(function, access, models, stage, order_machine_arn)]},
+            "Properties": {"Policies": [_policy(function, access, models, stage, machine_arns)]},
         }
         resources[function.log_group] = log_group(f"/aws/lambda/{function.function_name(stage)}",
                                                   stage.limits.log_retention_days)

@@ -10,9 +10,10 @@ module adds, derived rather than copied:
 - per function (infra/functions.py): its name, its log group, its own role
   built from its declaration in infra/access.py, and for the scheduled jobs
   a dead-letter queue and reserved concurrency;
-- the order state machine from infra/order.asl.json (`infra.asl.render`),
-  its role, its log group and tracing, and its ARN in every function's
-  environment;
+- the state machines (`MACHINES`): the order's from infra/order.asl.json and
+  the whole-table jobs' from infra/segmented.asl.json (`infra.asl.render`),
+  each with its role, its log group and tracing, and its ARN in every
+  function's environment;
 - the API stage's throttling, tracing and name, and API Gateway's own
   refusals (what never reaches the function: an unknown method, a body too
   large, throttling) in the API's `{code, message}` shape, never repeating a
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,8 @@ __all__ = [
     "REST_API_RESOURCE",
     "gateway_responses",
     "STATE_MACHINE_RESOURCE",
+    "SEGMENTED_MACHINE_RESOURCE",
+    "MACHINES",
     "STATE_MACHINE_LOG_GROUP_RESOURCE",
     "api_name",
     "state_machine_name",
@@ -53,8 +57,32 @@ __all__ = [
 
 REST_API_RESOURCE = "RestAPI"
 STATE_MACHINE_RESOURCE = "OrderStateMachine"
-STATE_MACHINE_ROLE_RESOURCE = "OrderStateMachineRole"
+SEGMENTED_MACHINE_RESOURCE = "SegmentedStateMachine"
 STATE_MACHINE_LOG_GROUP_RESOURCE = "OrderStateMachineLogGroup"
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A state machine of the stack: its resource, its name's suffix, its definition, its ARN's setting."""
+
+    resource: str
+    suffix: str
+    definition: Path
+    setting: str  # the environment variable every function reads its ARN from
+
+    def name(self, stage: str) -> str:
+        return f"siyu-{stage}-{self.suffix}"
+
+    def arn(self, stage: str) -> dict[str, str]:
+        # Built from the name, not `Ref`: the functions the machine invokes read it, and
+        # a Ref would make the machine and its functions depend on each other.
+        return arn("states", f"stateMachine:{self.name(stage)}")
+
+
+MACHINES = [
+    Machine(STATE_MACHINE_RESOURCE, "order", asl.ORDER_DEFINITION, "SIYU_STATE_MACHINE_ARN"),
+    Machine(SEGMENTED_MACHINE_RESOURCE, "segmented", asl.SEGMENTED_DEFINITION, "SIYU_SEGMENTED_MACHINE_ARN"),
+]
 
 # Step Functions delivers its logs through CloudWatch Logs' log delivery API, which
 # names no resource; these are the actions AWS documents for it, on "*".
@@ -77,13 +105,7 @@ _TRACING_ACTIONS = [
 
 
 def state_machine_name(stage: str) -> str:
-    return f"siyu-{stage}-order"
-
-
-def _state_machine_arn(stage: str) -> dict[str, str]:
-    # Built from the name, not `Ref`: the functions the machine invokes read it, and
-    # a Ref would make the machine and its functions depend on each other.
-    return arn("states", f"stateMachine:{state_machine_name(stage)}")
+    return MACHINES[0].name(stage)
 
 
 # --- Tables ------------------------------------------------------------------------
@@ -148,9 +170,9 @@ def _keep_placeholder(variable: str) -> str:
     return "${" + variable + "}"
 
 
-def _state_machine_role(invoked: list[str], traced: bool) -> dict[str, Any]:
+def _state_machine_role(machine: Machine, invoked: list[str], traced: bool) -> dict[str, Any]:
     statements = [
-        statement("InvokeOrderTasks", ["lambda:InvokeFunction"], [
+        statement("InvokeTasks", ["lambda:InvokeFunction"], [
             function_arn
             for resource in invoked
             for function_arn in (get_att(resource, "Arn"), sub(f"${{{resource}.Arn}}:*"))
@@ -167,42 +189,38 @@ def _state_machine_role(invoked: list[str], traced: bool) -> dict[str, Any]:
                 "Principal": {"Service": "states.amazonaws.com"},
                 "Action": "sts:AssumeRole",
             }]),
-            "Policies": [{"PolicyName": "OrderStateMachine", "PolicyDocument": policy_document(statements)}],
+            "Policies": [{"PolicyName": machine.resource, "PolicyDocument": policy_document(statements)}],
         },
     }
 
 
-def _state_machine(app: Any, stage: Stage) -> dict[str, Any]:
-    definition = asl.render(_keep_placeholder)
+def _state_machine(app: Any, stage: Stage, machine: Machine) -> dict[str, Any]:
+    definition = asl.render(_keep_placeholder, machine.definition)
     invoked = sorted(asl.function_resources(definition))
     unknown = set(invoked) - {function.resource for function in functions(app)}
     if unknown:
-        raise ValueError(f"infra/order.asl.json invokes {sorted(unknown)}, which app.py does not define")
-    machine = {
-        "Type": "AWS::StepFunctions::StateMachine",
-        "Properties": {
-            "StateMachineName": state_machine_name(stage.name),
-            "StateMachineType": "STANDARD",
-            "RoleArn": get_att(STATE_MACHINE_ROLE_RESOURCE, "Arn"),
-            "DefinitionString": sub(definition),
-            # Every step, without its input and output: those carry the order's address and phone.
-            "LoggingConfiguration": {
-                "Level": "ALL",
-                "IncludeExecutionData": False,
-                "Destinations": [
-                    {"CloudWatchLogsLogGroup": {"LogGroupArn": get_att(STATE_MACHINE_LOG_GROUP_RESOURCE, "Arn")}},
-                ],
-            },
-            "TracingConfiguration": {"Enabled": stage.traced},
+        raise ValueError(f"infra/{machine.definition.name} invokes {sorted(unknown)}, which app.py does not define")
+    role, log_group_resource = f"{machine.resource}Role", f"{machine.resource}LogGroup"
+    properties = {
+        "StateMachineName": machine.name(stage.name),
+        "StateMachineType": "STANDARD",
+        "RoleArn": get_att(role, "Arn"),
+        "DefinitionString": sub(definition),
+        # Every step, without its input and output: those carry the order's address and phone.
+        "LoggingConfiguration": {
+            "Level": "ALL",
+            "IncludeExecutionData": False,
+            "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": get_att(log_group_resource, "Arn")}}],
         },
+        "TracingConfiguration": {"Enabled": stage.traced},
     }
     return {
-        STATE_MACHINE_ROLE_RESOURCE: _state_machine_role(invoked, stage.traced),
+        role: _state_machine_role(machine, invoked, stage.traced),
         # The vendedlogs prefix keeps CloudWatch Logs' resource policy for log delivery short.
-        STATE_MACHINE_LOG_GROUP_RESOURCE: log_group(
-            f"/aws/vendedlogs/states/{state_machine_name(stage.name)}", stage.limits.log_retention_days,
+        log_group_resource: log_group(
+            f"/aws/vendedlogs/states/{machine.name(stage.name)}", stage.limits.log_retention_days,
         ),
-        STATE_MACHINE_RESOURCE: machine,
+        machine.resource: {"Type": "AWS::StepFunctions::StateMachine", "Properties": properties},
     }
 
 
@@ -296,14 +314,15 @@ def merge_template(
     has_jobs = any(function.scheduled for function in app_functions)
     resources: dict[str, Any] = {
         **_tables(models, stage.table_prefix),
-        **_state_machine(app, stage),
-        **function_resources(app, models, stage, _state_machine_arn(stage.name)),
+        **{name: resource for machine in MACHINES for name, resource in _state_machine(app, stage, machine).items()},
+        **function_resources(app, models, stage, {machine.resource: machine.arn(stage.name) for machine in MACHINES}),
         **alarm_resources(
             stage,
             app_functions,
             api_name=api_name(stage) if has_api else None,
             state_machine=STATE_MACHINE_RESOURCE,
             dead_letter_queue=DEAD_LETTER_QUEUE_RESOURCE if has_jobs else None,
+            segmented_machine=SEGMENTED_MACHINE_RESOURCE,
         ),
     }
     if has_api:
@@ -311,12 +330,12 @@ def merge_template(
     return {
         "Globals": {
             "Function": {
-                "Environment": {"Variables": {"SIYU_STATE_MACHINE_ARN": _state_machine_arn(stage.name)}},
+                "Environment": {"Variables": {machine.setting: machine.arn(stage.name) for machine in MACHINES}},
             },
         },
         "Resources": resources,
         "Outputs": {
-            "OrderStateMachineArn": {"Value": {"Ref": STATE_MACHINE_RESOURCE}},
+            **{f"{machine.resource}Arn": {"Value": {"Ref": machine.resource}} for machine in MACHINES},
             "AlarmTopicArn": {"Value": {"Ref": ALARM_TOPIC_RESOURCE}},
         },
     }

@@ -2,8 +2,8 @@
 
 `LocalAws().start()` serves moto on a free loopback port; `deploy(app_module)`
 creates a Lambda function for every `@app.lambda_function` of app.py, the
-roles, and the order state machine from infra/order.asl.json (substituted by
-`infra.asl.render`, as packaging does), then points the settings at it.
+roles, and the state machines of `infra.template.MACHINES` (substituted by
+`infra.asl.render`, as packaging does), then points the settings at them.
 
 Lambda without Docker: moto runs a function by calling
 `LambdaFunction._invoke_lambda`, which answers `(payload, errored, logs)`.
@@ -120,6 +120,7 @@ class LocalAws:
         self.port = port or free_port()
         self.region = region
         self.state_machine_arn: str | None = None
+        self.machine_arns: dict[str, str] = {}
         self.function_arns: dict[str, str] = {}
         self._server: Any = None
         self._function_names: list[str] = []
@@ -154,15 +155,17 @@ class LocalAws:
         return self
 
     def deploy(self, app_module: ModuleType) -> None:
-        """Functions, roles and the order state machine, as infra/ deploys them on AWS."""
+        """Functions, roles and the state machines, as infra/ deploys them on AWS."""
         from chalice.utils import to_cfn_resource_name
 
         from chalicelib.config import reset_settings, settings
         from infra import asl
+        from infra.functions import LIMITS
+        from infra.template import MACHINES, STATE_MACHINE_RESOURCE
 
         stage = settings().stage
         lambda_role = self._role(f"siyu-{stage}-lambda", "lambda")
-        states_role = self._role(f"siyu-{stage}-order-state-machine", "states")
+        states_role = self._role(f"siyu-{stage}-state-machines", "states")
         functions = self.client("lambda")
         code = _dummy_zip()
         by_resource: dict[str, str] = {}
@@ -178,8 +181,8 @@ class LocalAws:
                 Role=lambda_role,
                 Handler=function.handler_string,
                 Code={"ZipFile": code},
-                MemorySize=MEMORY_MB,
-                Timeout=TIMEOUT_SECONDS,
+                MemorySize=LIMITS.get(function.name, (TIMEOUT_SECONDS, MEMORY_MB))[1],
+                Timeout=LIMITS.get(function.name, (TIMEOUT_SECONDS, MEMORY_MB))[0],
             )
             self.function_arns[function.name] = created["FunctionArn"]
             by_resource[to_cfn_resource_name(function.name)] = created["FunctionArn"]
@@ -192,15 +195,17 @@ class LocalAws:
             resource, _, attribute = variable.partition(".")
             if attribute == "Arn" and resource in by_resource:
                 return by_resource[resource]
-            raise KeyError(f"infra/order.asl.json names ${{{variable}}}, which app.py does not define")
+            raise KeyError(f"a state machine names ${{{variable}}}, which app.py does not define")
 
-        created_machine = self.client("stepfunctions").create_state_machine(
-            name=f"siyu-{stage}-order",
-            definition=asl.render(resolve),
-            roleArn=states_role,
-        )
-        self.state_machine_arn = created_machine["stateMachineArn"]
-        os.environ["SIYU_STATE_MACHINE_ARN"] = self.state_machine_arn
+        for machine in MACHINES:
+            created_machine = self.client("stepfunctions").create_state_machine(
+                name=machine.name(stage),
+                definition=asl.render(resolve, machine.definition),
+                roleArn=states_role,
+            )
+            self.machine_arns[machine.resource] = created_machine["stateMachineArn"]
+            os.environ[machine.setting] = created_machine["stateMachineArn"]
+        self.state_machine_arn = self.machine_arns[STATE_MACHINE_RESOURCE]
         os.environ["SIYU_AWS_ENDPOINT"] = self.endpoint
         reset_settings()
 

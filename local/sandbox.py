@@ -8,7 +8,10 @@ production ones with only the base URL changed. Dev codes:
 
 `POST /sandbox/cron/{job}` runs a scheduled handler of the app with an
 EventBridge-shaped event whose `time` is `now`: ISO-8601 with an offset (a time
-without one is refused rather than guessed), the current time when absent.
+without one is refused rather than guessed), the current time when absent. A
+job on the segmented state machine (a scheduled one, or a whole-table job run
+on demand: `tier-review-all`, `identity-rekey`, `expiry-index`) answers its
+execution's output once it ends.
 """
 
 from __future__ import annotations
@@ -165,14 +168,23 @@ def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = No
     @sandbox.post("/sandbox/cron/<job>")
     def cron(job: str) -> Any:
         handler = _job_handler(app_module, job)
-        if handler is None:
+        if handler is None and job not in _whole_table_jobs():
             return jsonify({"code": "NOT_FOUND", "message": f"no job {job}"}), 404
         try:
             moment = _cron_moment(request.get_data())
         except InvalidRequestError as exc:
             return jsonify({"code": "INVALID_REQUEST", "message": str(exc)}), 400
-        context = lambda_context(job) if lambda_context else None
-        result = handler(_event(job, moment), context)
+        if handler is None:
+            # A whole-table job run on demand: started on the segmented machine, as an operator would.
+            from chalicelib import clock, segments
+
+            result = segments.start(job, clock.parse_iso(moment))
+        else:
+            result = handler(_event(job, moment), lambda_context(job) if lambda_context else None)
+        if isinstance(result, dict) and "execution" in result:
+            from local.segmented import wait
+
+            result = wait(result["execution"])
         return jsonify({"job": job, "now": moment, "result": result})
 
     return sandbox
@@ -209,6 +221,12 @@ def _offset_of(text: str) -> dt.timedelta | None:
         return dt.datetime.fromisoformat(text).utcoffset()
     except ValueError:
         return None
+
+
+def _whole_table_jobs() -> set[str]:
+    from chalicelib.usecases.whole_table_jobs import JOBS
+
+    return set(JOBS)
 
 
 def _job_handler(app_module: Any, job: str) -> Callable[..., Any] | None:

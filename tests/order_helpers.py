@@ -100,12 +100,12 @@ def order_status(order_id: str) -> str:
 
 def invariant_breaches(member_ids: list[str]) -> dict[str, Any]:
     """What the nightly audit would say of the stock, the coupon locks and these members' points."""
-    from chalicelib.catalog import stock as stock_rows
     from chalicelib.points import audit
+    from tests import whole_table
     from chalicelib.usecases.audit import coupon_lock_breaches
 
     found: dict[str, Any] = {}
-    if inventory := stock_rows.audit()["breaches"]:
+    if inventory := whole_table.stock_breaches():
         found["inventory"] = inventory
     if locks := coupon_lock_breaches(member_ids):
         found["couponLocks"] = locks

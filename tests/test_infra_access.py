@@ -27,11 +27,11 @@ def test_a_function_added_to_app_py_without_a_declaration_stops_packaging():
     extended.pure_lambda_functions.extend(app.app.pure_lambda_functions)
     extended.event_sources.extend(app.app.event_sources)
 
-    @extended.schedule(Rate(1, unit=Rate.HOURS), name="stock-audit")
-    def stock_audit(event: object) -> None:
+    @extended.schedule(Rate(1, unit=Rate.HOURS), name="store-census")
+    def store_census(event: object) -> None:
         pass
 
-    with pytest.raises(ValueError, match="stock-audit: app.py defines this function but infra/access.py declares"):
+    with pytest.raises(ValueError, match="store-census: app.py defines this function but infra/access.py declares"):
         merge_template(extended, all_models(), "dev")
 
 

@@ -140,6 +140,27 @@ def test_the_points_jobs_stay_within_their_declarations():
     assert expired["lotsExpired"] >= 1
 
 
+@pytest.mark.parametrize("job", ["ledger-proof", "stock-audit", "tier-review-all", "identity-rekey", "expiry-index"])
+def test_the_whole_table_tasks_stay_within_their_declarations(job):
+    from chalicelib import segments
+    from tests.order_helpers import new_sku, stock
+
+    stock(unique("store"), new_sku(), 3)
+    ledger.earn(unique("points-member"), 20, unique("earn"), "checkin")
+    payload = segments.machine_input(job, clock.now(), 2, run=unique(job))
+    for segment in payload["segments"]:
+        event = {**payload, "segment": segment}
+        while not (event := run_observed("segment_scan", lambda: app.segment_scan(event, _Context())))["done"]:
+            pass
+    run_observed("segment_finish", lambda: app.segment_finish(payload, None))
+
+
+class _Context:
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 300_000
+
+
 def test_the_order_tasks_and_the_sweeper_stay_within_their_declarations(api, stack, monkeypatch):
     import requests
 

@@ -23,10 +23,10 @@ from chalicelib.config import Settings, settings
 from chalicelib.db import all_models
 from chalicelib.orders.config import OrdersConfig
 from infra import access, asl, checkov_scan
-from infra.functions import Function, functions
+from infra.functions import LIMITS, Function, functions
 from infra.package import package
 from infra.stage import stage_environment
-from infra.template import STATE_MACHINE_RESOURCE
+from infra.template import MACHINES, SEGMENTED_MACHINE_RESOURCE, STATE_MACHINE_RESOURCE
 
 STAGES = ("dev", "prod")
 
@@ -113,22 +113,47 @@ def test_every_arn_is_built_with_the_stacks_partition(packaged, stage):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_state_machine_is_the_asl_file_after_substitution(packaged, stage):
+@pytest.mark.parametrize("described", MACHINES, ids=lambda machine: machine.suffix)
+def test_each_state_machine_is_its_asl_file_after_substitution(packaged, stage, described):
     template = load(packaged[stage])
-    machine = template["Resources"][STATE_MACHINE_RESOURCE]["Properties"]
+    machine = template["Resources"][described.resource]["Properties"]
     functions = resources_of(template, "AWS::Serverless::Function")
     values = {"AWS::Partition": "aws-cn", "AWS::Region": "cn-north-1", "AWS::AccountId": "111122223333"}
     values.update({f"{name}.Arn": f"arn:aws-cn:lambda:cn-north-1:111122223333:function:{name}" for name in functions})
 
     deployed = json.loads(asl.substitute(machine["DefinitionString"]["Fn::Sub"], values.__getitem__))
-    assert deployed == json.loads(asl.render(values.__getitem__))
-    assert deployed["States"]["SettlePayment"]["Parameters"]["FunctionName"].endswith(":function:OrderSettlePayment")
+    assert deployed == json.loads(asl.render(values.__getitem__, described.definition))
 
     # The functions find the machine by the ARN its name gives (a Ref would be a dependency cycle).
-    arn = template["Globals"]["Function"]["Environment"]["Variables"]["SIYU_STATE_MACHINE_ARN"]["Fn::Sub"]
+    arn = template["Globals"]["Function"]["Environment"]["Variables"][described.setting]["Fn::Sub"]
     assert arn == f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{machine['StateMachineName']}"
     invoked = {f"{name}.Arn" for name in asl.function_resources(machine["DefinitionString"]["Fn::Sub"])}
     assert invoked <= set(values) and invoked
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_order_machine_settles_with_its_task_and_the_segmented_one_maps_segments_to_its_scan(packaged, stage):
+    resources = load(packaged[stage])["Resources"]
+    order = json.loads(resources[STATE_MACHINE_RESOURCE]["Properties"]["DefinitionString"]["Fn::Sub"])
+    assert order["States"]["SettlePayment"]["Parameters"]["FunctionName"] == "${OrderSettlePayment.Arn}"
+    segmented = json.loads(resources[SEGMENTED_MACHINE_RESOURCE]["Properties"]["DefinitionString"]["Fn::Sub"])
+    segments = segmented["States"]["Segments"]
+    assert (segments["Type"], segments["ItemsPath"]) == ("Map", "$.segments")
+    scan = segments["ItemProcessor"]["States"]["ScanSegment"]
+    assert scan["Parameters"]["FunctionName"] == "${SegmentScan.Arn}"
+    assert segments["ItemProcessor"]["States"]["SegmentDone"]["Default"] == "ScanSegment"  # again until done
+    assert segmented["States"]["Finish"]["Parameters"]["FunctionName"] == "${SegmentFinish.Arn}"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_job_and_whole_table_task_has_its_own_timeout_and_memory(packaged, stage):
+    resources = load(packaged[stage])["Resources"]
+    limited = [function for function in APP_FUNCTIONS if function.scheduled or function.name.startswith("segment_")]
+    assert {function.name for function in limited} == set(LIMITS)
+    for function in limited:
+        properties = resources[function.resource]["Properties"]
+        assert (properties["Timeout"], properties["MemorySize"]) == LIMITS[function.name], function.name
+    assert resources["SegmentScan"]["Properties"]["ReservedConcurrentExecutions"] >= 8
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -255,9 +280,10 @@ def test_the_jobs_touch_only_their_own_tables(packaged, stage):
         arns = granted(template, by_name[name], "dynamodb").get(action, set())
         return {arn.rsplit(f"siyu-{stage}-", 1)[1] for arn in arns if "/index/" not in arn}
 
-    assert tables("ledger-audit", "dynamodb:Scan") == {
-        "points-balances", "points-transfers", "inventory", "stock-reservations", "coupons",
-    }
+    # Whole tables are visited by the segmented machine's task; a job reads at most the store directory.
+    scanners = {name: tables(name, "dynamodb:Scan") for name in by_name if tables(name, "dynamodb:Scan")}
+    assert {name for name, scanned in scanners.items() if by_name[name].scheduled and scanned != {"stores"}} == set()
+    assert scanners["segment_scan"] == {"points-balances", "identities", "inventory"}
     assert tables("ledger-audit", "dynamodb:UpdateItem") == tables("ledger-audit", "dynamodb:PutItem") == set()
     assert tables("points-expiry", "dynamodb:UpdateItem") == {"points-balances", "points-transfers"}
     assert tables("appointment-no-shows", "dynamodb:GetItem") == {"appointments"}
@@ -268,7 +294,7 @@ def test_the_jobs_touch_only_their_own_tables(packaged, stage):
     deleters = {name for name, fn in by_name.items() if "dynamodb:DeleteItem" in granted(template, fn, "dynamodb")}
     # The waits delete the token they answer themselves when the order moved on before they parked.
     assert deleters == {access.API_HANDLER, "appointment-reminders", "coupon-expiry", "order_notify_store",
-                        "order_await", "order_dispatch_courier", "order_reroute"}
+                        "order_await", "order_dispatch_courier", "order_reroute", "segment_scan"}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -324,7 +350,7 @@ def test_a_function_may_write_only_to_its_own_log_group_which_has_a_retention(pa
 def test_every_log_group_keeps_logs_for_a_bounded_time(packaged, stage):
     template = load(packaged[stage])
     groups = resources_of(template, "AWS::Logs::LogGroup")
-    assert len(groups) == len(APP_FUNCTIONS) + 1  # and the state machine's
+    assert len(groups) == len(APP_FUNCTIONS) + len(MACHINES)  # and each state machine's
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] in (30, 365)
 
@@ -383,8 +409,8 @@ def test_alarms_watch_breaches_5xx_errors_throttles_executions_and_dead_letters(
     for metric in ("Errors", "Throttles"):
         watched = {json.dumps(dimensions(alarm)["FunctionName"]) for alarm in alarms[("AWS/Lambda", metric)]}
         assert watched == {json.dumps({"Ref": function.resource}) for function in APP_FUNCTIONS}, metric
-    (failed,) = alarms[("AWS/States", "ExecutionsFailed")]
-    assert dimensions(failed) == {"StateMachineArn": {"Ref": STATE_MACHINE_RESOURCE}}
+    failed = alarms[("AWS/States", "ExecutionsFailed")]
+    assert [dimensions(alarm) for alarm in failed] == [{"StateMachineArn": {"Ref": machine.resource}} for machine in MACHINES]
     (dead_letters,) = alarms[("AWS/SQS", "ApproximateNumberOfMessagesVisible")]
     (queue,) = resources_of(template, "AWS::SQS::Queue")
     assert dimensions(dead_letters) == {"QueueName": {"Fn::GetAtt": [queue, "QueueName"]}}

@@ -11,6 +11,7 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib.config import reset_settings
 from chalicelib.members import service as members
 from chalicelib.members.models import Identity
+from tests import whole_table
 from tests.conftest import unique
 
 NEW_KEY = "rotated-lookup-hash-key-for-tests"
@@ -35,7 +36,7 @@ def lookup_keys(stack, monkeypatch) -> Iterator[Callable[[str, str | None], None
 
     yield use
     use(original, NEW_KEY)
-    members.rekey_phone_identities()
+    whole_table.run("identity-rekey")["moved"]
     monkeypatch.undo()
     reset_settings()
 
@@ -71,9 +72,9 @@ def test_a_rotated_lookup_key_keeps_phones_with_their_members_and_rekeying_moves
     owner_id = api.get("/members/me", owner).json()["memberId"]
     assert _holder_under_the_current_key(pos_phone) == merged.json()["memberId"]  # the merge moved it
     assert _holder_under_the_current_key(phone) is None
-    assert members.rekey_phone_identities() >= 1
+    assert whole_table.run("identity-rekey")["moved"] >= 1
     assert _holder_under_the_current_key(phone) == owner_id
-    assert members.rekey_phone_identities() == 0
+    assert whole_table.run("identity-rekey")["moved"] == 0
 
     lookup_keys(NEW_KEY, None)
     taken = _bind(api, other, phone)
@@ -95,5 +96,5 @@ def test_a_phone_identity_from_before_key_ids_still_holds_its_phone_until_rekeye
 
     taken = _bind(api, other, phone)
     assert taken.status_code == 409 and taken.json()["code"] == "PHONE_IN_USE"
-    assert members.rekey_phone_identities() >= 1
+    assert whole_table.run("identity-rekey")["moved"] >= 1
     assert _holder_under_the_current_key(phone) == owner_id

@@ -21,6 +21,7 @@ from chalicelib.points import audit, ledger, service
 from chalicelib.points.errors import HoldMismatchError, InsufficientPointsError, PendingResolvedError
 from chalicelib.points.models import PointsBalance, PointsCap
 from chalicelib.transact import Transaction
+from tests import whole_table
 from tests.conftest import live_member, unique
 
 NOW = dt.datetime(2026, 6, 1, 4, 0, tzinfo=dt.timezone.utc)  # noon in Shanghai
@@ -28,10 +29,15 @@ LATER = dt.datetime(2026, 7, 10, 4, 0, tzinfo=dt.timezone.utc)  # the 2026-06-30
 
 
 @pytest.fixture(autouse=True)
-def the_whole_ledger_audits_clean_after_each_test(stack) -> Iterator[None]:
+def at_noon(stack) -> Iterator[None]:
     with clock.frozen_at(NOW):
         yield
-    result = audit.audit()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def the_whole_ledger_proves_clean_after_these_tests(stack) -> Iterator[None]:
+    yield
+    result = whole_table.ledger_proof()
     assert result["breaches"] == 0, result["examples"]
 
 
@@ -369,7 +375,7 @@ def test_the_audit_finds_a_frozen_account_that_disagrees_with_the_unresolved_hol
     frozen_shard = PointsBalance(ledger.system_shard(ledger.FROZEN, hold_id(order_id)))
     frozen_shard.update(actions=[PointsBalance.available.add(7)])
     try:
-        rules_broken = {(e["account"], e["rule"]) for e in audit.audit()["examples"]}
+        rules_broken = {(e["account"], e["rule"]) for e in whole_table.ledger_proof()["examples"]}
         assert ("sys:frozen", "frozen_not_sum_of_unresolved_holds") in rules_broken
     finally:
         frozen_shard.update(actions=[PointsBalance.available.add(-7)])

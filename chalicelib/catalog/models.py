@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 from pynamodb.attributes import (
     BooleanAttribute,
     MapAttribute,
@@ -9,7 +11,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 
 from chalicelib.db import SiyuModel
 
@@ -126,6 +128,30 @@ class Stock(SiyuModel):
     by_sku = StockBySku()
 
 
+HELD_SHARDS = 8
+
+
+def held_shard(order_id: str) -> str:
+    """The `held` index partition of an order's reservations."""
+    return f"{zlib.crc32(order_id.encode()) % HELD_SHARDS}"
+
+
+def held_shards() -> list[str]:
+    return [str(shard) for shard in range(HELD_SHARDS)]
+
+
+class HeldReservations(GlobalSecondaryIndex):
+    """Sparse: the reservations held now (`held_shard` is set with `held` and removed with it), so the
+    stock audit reads what orders hold without reading every reservation ever made."""
+
+    class Meta:
+        index_name = "held"
+        projection = IncludeProjection(["store_id", "sku_id", "qty", "shards"])
+
+    held_shard = UnicodeAttribute(hash_key=True)
+    line = UnicodeAttribute(range_key=True)
+
+
 class StockReservation(SiyuModel):
     """What one order holds of one SKU at one location; its key is the idempotency key.
 
@@ -144,5 +170,8 @@ class StockReservation(SiyuModel):
     # A launch SKU's line: the rows it holds, "<nn>:<qty>" (or "base:<qty>") joined by ","; absent: the one row.
     shards = UnicodeAttribute(null=True)
     status = UnicodeAttribute()  # held, released, committed
+    held_shard = UnicodeAttribute(null=True)  # while held
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
+
+    held = HeldReservations()

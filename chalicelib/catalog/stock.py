@@ -108,12 +108,13 @@ SKU's index partition key and differ in `available`, the index's range key.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chalicelib import clock, transact
+from chalicelib import clock, db, transact
 from chalicelib.catalog import shards as rows
 from chalicelib.catalog.errors import (
     AlreadyReservedError,
@@ -129,6 +130,8 @@ from chalicelib.catalog.models import (
     RELEASED,
     Stock,
     StockReservation,
+    held_shard,
+    held_shards,
     shard_store,
     split_store,
 )
@@ -150,10 +153,14 @@ __all__ = [
     "commit_order",
     "stores_with_stock",
     "stock_items",
-    "audit",
+    "held_now",
+    "audit_rows",
+    "holds_without_rows",
     "MAX_LINES",
     "MAX_LAUNCH_QTY",
 ]
+
+_RECHECK_PAUSE = 0.05  # before a suspect row is read again
 
 Action = Literal["reserve", "release", "commit"]
 Parts = tuple[tuple[Row, int], ...]
@@ -220,7 +227,8 @@ def _reserve_rows(txn: Transaction, hold: Hold, explain_row: Callable[[Row], Exp
     txn.save(
         StockReservation(
             hold.order_id, hold.line, store_id=hold.store_id, sku_id=hold.sku_id, qty=hold.qty,
-            shards=_encode(hold.shards) if hold.shards else None, status=HELD, created_at=now, updated_at=now,
+            shards=_encode(hold.shards) if hold.shards else None, status=HELD, held_shard=held_shard(hold.order_id),
+            created_at=now, updated_at=now,
         ),
         first_time,
         label=f"reservation {hold.line}",
@@ -337,7 +345,7 @@ def _settle(
     still_held = (StockReservation.status == HELD) & (StockReservation.qty == hold.qty) & same_rows
     txn.update(
         StockReservation(hold.order_id, hold.line),
-        [StockReservation.status.set(status), StockReservation.updated_at.set(now)],
+        [StockReservation.status.set(status), StockReservation.held_shard.remove(), StockReservation.updated_at.set(now)],
         still_held,
         label=f"reservation {hold.line}",
         explain=explain,
@@ -476,31 +484,51 @@ def stores_with_stock(sku_quantities: Mapping[str, int], launch: Mapping[str, in
     return sorted(common or ())
 
 
-def audit() -> dict[str, Any]:
-    """Check every stock row: available = on hand - reserved, none negative, reserved = held reservations.
-
-    A shard row is checked on its own, against the reservations that name it.
-    """
+def held_now() -> dict[tuple[str, str], int]:
+    """What the held reservations hold, by (row, SKU), found by the sparse `held` index."""
     held: dict[tuple[str, str], int] = defaultdict(int)
-    for reservation in StockReservation.scan(StockReservation.status == HELD, consistent_read=True):
-        for row, qty in _decode(reservation.shards) or ((None, int(reservation.qty)),):
-            held[(shard_store(reservation.store_id, row), reservation.sku_id)] += qty
-    checked, breaches = 0, []
-    for row in Stock.scan(consistent_read=True):
-        checked += 1
-        on_hand, reserved, available = int(row.on_hand), int(row.reserved), int(row.available)
-        problems = []
-        if available != on_hand - reserved:
-            problems.append("available is not onHand - reserved")
-        if min(on_hand, reserved, available) < 0:
-            problems.append("a negative level")
-        if reserved != held.pop((row.store_id, row.sku_id), 0):
-            problems.append("reserved differs from the held reservations")
+    for shard in held_shards():
+        for reservation in StockReservation.held.query(shard):
+            for row, qty in _decode(reservation.shards) or ((None, int(reservation.qty)),):
+                held[(shard_store(reservation.store_id, row), reservation.sku_id)] += qty
+    return held
+
+
+def _row_problems(row: Stock, held: int) -> list[str]:
+    on_hand, reserved, available = int(row.on_hand), int(row.reserved), int(row.available)
+    problems = []
+    if available != on_hand - reserved:
+        problems.append("available is not onHand - reserved")
+    if min(on_hand, reserved, available) < 0:
+        problems.append("a negative level")
+    if reserved != held:
+        problems.append("reserved differs from the held reservations")
+    return problems
+
+
+def audit_rows(found: list[Stock], held: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
+    """The breaches of these stock rows: available = on hand - reserved, none negative, reserved =
+    what the held reservations hold. A suspect is read again (the row consistently, the holds
+    afresh: the index lags) before it counts. A shard row is checked on its own."""
+    suspects = [row for row in found if _row_problems(row, held.get((row.store_id, row.sku_id), 0))]
+    if not suspects:
+        return []
+    time.sleep(_RECHECK_PAUSE)
+    held_again = held_now()
+    breaches = []
+    for row in db.batch_get([(Stock, (row.store_id, row.sku_id)) for row in suspects]):
+        problems = _row_problems(row, held_again.get((row.store_id, row.sku_id), 0)) if row is not None else []
         if problems:
             breaches.append({**_where(row.store_id, row.sku_id), "problems": problems})
-    for (row_store, sku_id), qty in held.items():
-        breaches.append({**_where(row_store, sku_id), "problems": [f"{qty} held without a stock row"]})
-    return {"checked": checked, "breaches": breaches}
+    return breaches
+
+
+def holds_without_rows(held: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
+    """Held quantities on stock rows that do not exist."""
+    keys = sorted(held)
+    rows = db.batch_get([(Stock, key) for key in keys])
+    return [{**_where(*key), "problems": [f"{held[key]} held without a stock row"]}
+            for key, row in zip(keys, rows) if row is None]
 
 
 def _where(row_store: str, sku_id: str) -> dict[str, Any]:

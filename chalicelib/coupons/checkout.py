@@ -28,7 +28,7 @@ from chalicelib.coupons.errors import (
     CouponNotLockedError,
     refusal_for,
 )
-from chalicelib.coupons.models import AVAILABLE, LOCKED, USED, Coupon, day_key, expiry_shard
+from chalicelib.coupons.models import AVAILABLE, EXPIRY_SHARDS, LOCKED, USED, Coupon, day_key, expiry_shard
 from chalicelib.errors import ConflictError
 from chalicelib.transact import Transaction
 
@@ -109,9 +109,10 @@ def no_such_coupon() -> int:
 
 
 def locked_coupons() -> Any:
-    """Every coupon an unpaid order holds now, as (member id, coupon id, order id): the nightly audit's."""
-    for coupon in Coupon.scan(Coupon.status == LOCKED, consistent_read=True):
-        yield coupon.member_id, coupon.coupon_id, coupon.order_id
+    """Every coupon an order holds now, as (member id, coupon id, order id), found by the `locked` index."""
+    for shard in range(EXPIRY_SHARDS):
+        for coupon in Coupon.locked.query(f"{shard:02d}"):
+            yield coupon.member_id, coupon.coupon_id, coupon.order_id
 
 
 def still_locked(keys: list[tuple[str, str]]) -> list[tuple[str, str, str | None]]:
@@ -141,8 +142,9 @@ def _lockable(order_id: str, now: Any) -> Any:
     return Coupon.coupon_id.exists() & (free_and_valid | _held_by(order_id))
 
 
-def _lock_actions(order_id: str, now: Any) -> list[Any]:
-    return [Coupon.status.set(LOCKED), Coupon.order_id.set(order_id), Coupon.locked_at.set(now)]
+def _lock_actions(coupon_id: str, order_id: str, now: Any) -> list[Any]:
+    return [Coupon.status.set(LOCKED), Coupon.order_id.set(order_id), Coupon.locked_at.set(now),
+            Coupon.locked_shard.set(expiry_shard(coupon_id))]
 
 
 def _usable(order_id: str) -> Any:
@@ -157,12 +159,13 @@ def _use_actions(coupon_id: str, order_id: str, now: Any) -> list[Any]:
         Coupon.used_at.set(now),
         Coupon.redeemed_day.set(day_key(clock.shanghai_date(now), coupon_id)),
         Coupon.order_id.remove(),
+        Coupon.locked_shard.remove(),
         Coupon.open_shard.remove(),
     ]
 
 
 def _release_actions() -> list[Any]:
-    return [Coupon.status.set(AVAILABLE), Coupon.order_id.remove(), Coupon.locked_at.remove()]
+    return [Coupon.status.set(AVAILABLE), Coupon.order_id.remove(), Coupon.locked_at.remove(), Coupon.locked_shard.remove()]
 
 
 def _key(member_id: str, coupon_id: str) -> Coupon:
@@ -175,7 +178,7 @@ def lock(member_id: str, coupon_id: str, order_id: str) -> None:
     """Hold the coupon for an unpaid order; a second order gets COUPON_LOCKED."""
     now = clock.now()
     try:
-        _write(member_id, coupon_id, _lock_actions(order_id, now), _lockable(order_id, now))
+        _write(member_id, coupon_id, _lock_actions(coupon_id, order_id, now), _lockable(order_id, now))
     except UpdateError as exc:
         if not _failed_condition(exc):
             raise
@@ -236,7 +239,7 @@ def add_lock(txn: Transaction, member_id: str, coupon_id: str, order_id: str) ->
     now = clock.now()
     txn.update(
         _key(member_id, coupon_id),
-        _lock_actions(order_id, now),
+        _lock_actions(coupon_id, order_id, now),
         _lockable(order_id, now),
         label="coupon",
         explain=lambda old: _why_not_lockable(old, now),

@@ -23,7 +23,7 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 
 from chalicelib.db import SiyuModel
 
@@ -172,6 +172,18 @@ class CouponsRedeemedOnDay(GlobalSecondaryIndex):
     used_at = UTCDateTimeAttribute(range_key=True)
 
 
+class LockedCoupons(GlobalSecondaryIndex):
+    """Sparse: the coupons an order holds now (`locked_shard` is set with the lock and removed with
+    it), so the audit of locks reads only those."""
+
+    class Meta:
+        index_name = "locked"
+        projection = IncludeProjection(["order_id"])
+
+    locked_shard = UnicodeAttribute(hash_key=True)
+    coupon_id = UnicodeAttribute(range_key=True)
+
+
 class Coupon(SiyuModel):
     """A member's coupon; the campaign's terms are copied in so checkout and redemption read one item."""
 
@@ -196,6 +208,7 @@ class Coupon(SiyuModel):
     open_shard = UnicodeAttribute(null=True)
     order_id = UnicodeAttribute(null=True)
     locked_at = UTCDateTimeAttribute(null=True)
+    locked_shard = UnicodeAttribute(null=True)  # while locked
     used_at = UTCDateTimeAttribute(null=True)
     used_store_id = UnicodeAttribute(null=True)
     used_order_id = UnicodeAttribute(null=True)
@@ -207,3 +220,4 @@ class Coupon(SiyuModel):
     open_by_expiry = OpenCouponsByExpiry()
     claimed_on_day = CouponsClaimedOnDay()
     redeemed_on_day = CouponsRedeemedOnDay()
+    locked = LockedCoupons()

@@ -2,7 +2,7 @@
 
 An identity is written as `phone:<kid>:<digest>` under the current key. After
 a rotation the previous key (`lookup_hash_key_previous`) still finds what it
-wrote until `members.rekey_phone_identities()` has moved it; identities from
+wrote until the segmented `identity-rekey` has moved it; identities from
 before key ids existed (`phone:<digest>`) are found and moved the same way.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
@@ -18,7 +19,7 @@ from chalicelib import transact
 from chalicelib.config import optional_secret, secret
 from chalicelib.members.models import Identity, Member
 
-__all__ = ["PREFIX", "LookupKey", "current_key", "identity_keys", "rekey_phone_identities"]
+__all__ = ["PREFIX", "LookupKey", "current_key", "identity_keys", "under_earlier_keys", "rekey"]
 
 PREFIX = "phone:"
 
@@ -62,18 +63,18 @@ def identity_keys(phone: str) -> list[str]:
     ]
 
 
-def rekey_phone_identities() -> int:
-    """Move the phone identities found under earlier keys to the current key; how many moved.
+def under_earlier_keys() -> Any:
+    """The phone identities not under the current key (the segmented `identity-rekey` scans for them)."""
+    return Identity.key.startswith(PREFIX) & ~Identity.key.startswith(current_key().prefix)
+
+
+def rekey(identity: Identity) -> int:
+    """Move a phone identity found under an earlier key to the current key; 1 if it moved.
 
     Run after a rotation, before the previous key is dropped. Each move is one
     transaction conditioned on the identity still naming the member it was read
     with, so it is safe alongside traffic and a second run moves nothing more.
     """
-    under_earlier_keys = Identity.key.startswith(PREFIX) & ~Identity.key.startswith(current_key().prefix)
-    return sum(_rekey(identity) for identity in Identity.scan(under_earlier_keys))
-
-
-def _rekey(identity: Identity) -> int:
     try:
         phone = Member.get(identity.member_id, consistent_read=True).phone
     except DoesNotExist:

@@ -28,7 +28,6 @@ from chalicelib.members.errors import (
     PhoneInUseError,
 )
 from chalicelib.members.lookup import identity_keys as phone_identity_keys
-from chalicelib.members.lookup import rekey_phone_identities
 from chalicelib.members.login import LaunchScene, ReadAlong, SignIn, bind_guide, login, new_member_id, parse_scene
 from chalicelib.members.models import HQ_SCOPE, Guide, Identity, Member, RoleGrant, created_day_key, created_day_keys
 from chalicelib.members.schemas import ProfileUpdate, StaffGrant
@@ -73,7 +72,6 @@ __all__ = [
     "staff_of",
     "phone_identity_key",
     "phone_identity_keys",
-    "rekey_phone_identities",
     "tier_of",
     "tiers_of",
     "set_tier",

@@ -34,11 +34,12 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path
 from pynamodb.expressions.update import Action
@@ -60,9 +61,12 @@ from chalicelib.points.models import (
     PointsBalance,
     PointsCap,
     PointsTransfer,
+    account_shard,
+    account_shards,
     day_key,
     line_attribute,
     lot_attribute,
+    month_key,
     position_attribute,
 )
 from chalicelib.transact import Transaction, TransactionRefusedError
@@ -84,7 +88,10 @@ __all__ = [
     "PreparedSpend",
     "PreparedMerge",
     "read_balance",
-    "member_balances",
+    "balances_due_to_expire",
+    "balances_due_for_review",
+    "index_soonest_lot",
+    "mark_for_review",
     "remember",
     "recall",
     "forget",
@@ -205,11 +212,59 @@ def read_balance(member_id: str) -> PointsBalance:
     return remember(balance)
 
 
-def member_balances() -> Iterator[PointsBalance]:
-    """Every member's balance (the system accounts' shards left out), as a scan finds them."""
-    for balance in PointsBalance.scan(consistent_read=True):
-        if not balance.account_id.startswith(SYSTEM_PREFIX):
-            yield balance
+_READ_PAGE = 100  # balances read in one round trip
+
+
+def _balances(account_ids: Iterable[str]) -> Iterator[list[PointsBalance]]:
+    """The balances of these accounts, read consistently, a page at a time."""
+    found = iter(account_ids)
+    while page := list(islice(found, _READ_PAGE)):
+        yield [balance for balance in db.batch_get([(PointsBalance, account) for account in page]) if balance]
+
+
+def balances_due_to_expire(run_day: str) -> Iterator[PointsBalance]:
+    """The balances whose soonest lot's day is before `run_day`, found by the `expiry-due` index."""
+    accounts = (
+        entry.account_id
+        for shard in account_shards()
+        for entry in PointsBalance.by_expiry.query(shard, PointsBalance.next_expiry < run_day)
+    )
+    for page in _balances(accounts):
+        yield from page
+
+
+def balances_due_for_review() -> Iterator[list[PointsBalance]]:
+    """Pages of the balances whose figures moved since their last review, by the `review-due` index."""
+    accounts = (entry.account_id for shard in account_shards() for entry in PointsBalance.due_for_review.query(shard))
+    yield from _balances(accounts)
+
+
+def index_soonest_lot(balance: PointsBalance) -> bool:
+    """Index the balance under its soonest lot as read (its indexed day was early); False if it moved since."""
+    lots = balance.remaining_lots()
+    try:
+        balance.update(_soonest_lot_is(balance.account_id, min(lots) if lots else None),
+                       condition=version_is(int(balance.version or 0)))
+    except UpdateError as exc:
+        if transact.condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def mark_for_review(member_ids: Iterable[str]) -> int:
+    """Mark these members' balances as due for a tier review; how many have a balance."""
+    marked = 0
+    for member_id in member_ids:
+        try:
+            PointsBalance(member_id).update([PointsBalance.review_due.set(account_shard(member_id))],
+                                            condition=PointsBalance.account_id.exists())
+        except UpdateError as exc:
+            if transact.condition_failed(exc):
+                continue
+            raise
+        marked += 1
+    return marked
 
 
 def find_transfer(member_id: str, transfer_id: str) -> PointsTransfer | None:
@@ -295,7 +350,15 @@ def _lay_anew(balance: PointsBalance, add: dict[str, int], take: dict[str, int])
             actions.append(Path([line_attribute(balance.start, day)]).set(amount))
     actions.append(PointsBalance.origin.set(cursor))
     actions.append(PointsBalance.newest_lot.set(max(lots)) if lots else PointsBalance.newest_lot.remove())
+    actions += _soonest_lot_is(balance.account_id, min(lots) if lots else None)
     return actions
+
+
+def _soonest_lot_is(account_id: str, day: str | None) -> list[Action]:
+    """Index the balance under its soonest lot's day (the expiry job's `expiry-due`), or under none."""
+    if day is None:
+        return [PointsBalance.next_expiry.remove()]
+    return [PointsBalance.next_expiry.set(day), PointsBalance.expiry_shard.set(account_shard(account_id))]
 
 
 @dataclass
@@ -408,6 +471,9 @@ class Movement:
             # Only the newest lot (or a later one) extends the line without moving what lies behind.
             condition = PointsBalance.newest_lot.does_not_exist() | (PointsBalance.newest_lot <= days[0])
             actions.append(PointsBalance.newest_lot.set(days[-1]))
+            # No lot on the line is later than this one: a soonest day already indexed stays (early at worst).
+            actions.append(PointsBalance.next_expiry.set(PointsBalance.next_expiry | days[0]))
+            actions.append(PointsBalance.expiry_shard.set(account_shard(self.member_id)))
         if self.spends:
             actions.append(Path([position_attribute(self.transfer_id)]).set(PointsBalance.consumed | 0))
             actions.append(PointsBalance.consumed.add(-self.delta))
@@ -424,6 +490,9 @@ class Movement:
 
         line_actions, line_condition = self._line()
         actions: list[Action] = [PointsBalance.version.add(1), *self.balance_actions, *line_actions]
+        if self.activity is not None:
+            # The trailing figures moved: the member awaits a tier review.
+            actions.append(PointsBalance.review_due.set(account_shard(self.member_id)))
         condition = self.balance_condition
         if line_condition is not None:
             condition = _and(condition, line_condition)
@@ -464,6 +533,7 @@ class Movement:
                 tally.append(PointsActivity.spend_fen.add(spend_fen))
             if count:
                 tally.append(PointsActivity.actions.add(count))
+            tally.append(PointsActivity.month_shard.set(month_key(month, self.member_id)))
             txn.update(PointsActivity(self.member_id, month), tally, label=f"{self.label}.activity")
 
     def receipt(self) -> Receipt:

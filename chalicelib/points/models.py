@@ -36,7 +36,13 @@ import zlib
 from typing import Any
 
 from pynamodb.attributes import MapAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, LocalSecondaryIndex
+from pynamodb.indexes import (
+    AllProjection,
+    GlobalSecondaryIndex,
+    IncludeProjection,
+    KeysOnlyProjection,
+    LocalSecondaryIndex,
+)
 
 from chalicelib.db import SiyuModel
 
@@ -50,9 +56,13 @@ __all__ = [
     "DAY_SHARDS",
     "day_key",
     "day_keys",
+    "ACCOUNT_SHARDS",
+    "account_shard",
+    "account_shards",
     "PointsBalance",
     "PointsCap",
     "PointsActivity",
+    "month_key",
 ]
 
 LOT_PREFIX = "lot_"
@@ -97,6 +107,19 @@ def day_key(day: dt.date, account_id: str, transfer_id: str) -> str:
 def day_keys(day: dt.date) -> list[str]:
     """Every `day` index key of a Shanghai day, for a reader of the day."""
     return [f"{day.isoformat()}#{shard}" for shard in range(DAY_SHARDS)]
+
+
+# The sparse "due" indexes of balances and activity are spread over this many partitions, by account.
+ACCOUNT_SHARDS = 16
+
+
+def account_shard(account_id: str) -> str:
+    """The partition of an account in the sparse due indexes (stable per account)."""
+    return f"{zlib.crc32(account_id.encode()) % ACCOUNT_SHARDS:02d}"
+
+
+def account_shards() -> list[str]:
+    return [f"{shard:02d}" for shard in range(ACCOUNT_SHARDS)]
 
 
 class TransfersByTime(LocalSecondaryIndex):
@@ -176,6 +199,31 @@ class PointsTransfer(SiyuModel):
         return self.settled_from, self.settled_to, int(self.settled)
 
 
+class BalancesByExpiry(GlobalSecondaryIndex):
+    """Sparse: member balances by the day of their soonest lot (`next_expiry`), so the expiry job
+    reads only balances with a lot due. The day may be early (a spend emptied that lot), never
+    late: every write that lays a lot sooner than it sets it."""
+
+    class Meta:
+        index_name = "expiry-due"
+        projection = KeysOnlyProjection()
+
+    expiry_shard = UnicodeAttribute(hash_key=True)
+    next_expiry = UnicodeAttribute(range_key=True)
+
+
+class BalancesDueForReview(GlobalSecondaryIndex):
+    """Sparse: the members whose trailing figures moved since their last tier review (`review_due`
+    is set by every activity write and removed by the review that counts it)."""
+
+    class Meta:
+        index_name = "review-due"
+        projection = KeysOnlyProjection()
+
+    review_due = UnicodeAttribute(hash_key=True)
+    account_id = UnicodeAttribute(range_key=True)
+
+
 class PointsBalance(SiyuModel):
     """A member's balance and lots, or one shard of a system account's balance."""
 
@@ -195,6 +243,12 @@ class PointsBalance(SiyuModel):
     tier_spend_fen = NumberAttribute(null=True)
     tier_activity = NumberAttribute(null=True)
     tier_reviewed_at = UTCDateTimeAttribute(null=True)
+    next_expiry = UnicodeAttribute(null=True)  # the soonest lot's day, or earlier
+    expiry_shard = UnicodeAttribute(null=True)
+    review_due = UnicodeAttribute(null=True)  # the account's shard, while its figures await a review
+
+    by_expiry = BalancesByExpiry()
+    due_for_review = BalancesDueForReview()
 
     lots: dict[str, int]  # day -> length of its stretch on the line
     positions: dict[str, int]  # spend transfer id -> where on the line it started
@@ -271,6 +325,22 @@ class PointsCap(SiyuModel):
     expires = TTLAttribute(null=True)
 
 
+class ActivityByMonth(GlobalSecondaryIndex):
+    """Every member with activity in a month (`<YYYY-MM>#<shard>`): those whose figures move when
+    that month leaves the trailing window."""
+
+    class Meta:
+        index_name = "by-month"
+        projection = KeysOnlyProjection()
+
+    month_shard = UnicodeAttribute(hash_key=True)
+    member_id = UnicodeAttribute(range_key=True)
+
+
+def month_key(month: str, member_id: str) -> str:
+    return f"{month}#{account_shard(member_id)}"
+
+
 class PointsActivity(SiyuModel):
     """A member's spend and activity in one month (`YYYY-MM`), for tier reviews."""
 
@@ -281,3 +351,6 @@ class PointsActivity(SiyuModel):
     month = UnicodeAttribute(range_key=True)
     spend_fen = NumberAttribute(default=0)
     actions = NumberAttribute(default=0)
+    month_shard = UnicodeAttribute(null=True)
+
+    by_month = ActivityByMonth()

@@ -48,7 +48,7 @@ from chalicelib.points.ledger import (
     clawback,
     earn,
     earn_pending,
-    member_balances,
+    balances_due_for_review,
     merge,
     post_pending,
     prepare_merge,
@@ -83,7 +83,8 @@ __all__ = [
     "add_pos_import",
     "add_tier_review",
     "tier_change",
-    "member_balances",
+    "balances_due_for_review",
+    "queue_window_exits",
     "balance_key",
     "member_points",
     "tier_progress",
@@ -114,6 +115,7 @@ __all__ = [
 order_points = rules.order_points
 add_tier_review = tiers.add_review
 tier_change = tiers.change
+queue_window_exits = tiers.queue_window_exits
 
 
 # --- Reading ---------------------------------------------------------------------

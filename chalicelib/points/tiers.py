@@ -14,13 +14,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from chalicelib import clock
+from chalicelib import clock, runs
 from chalicelib.points.config import Tier, points_config
-from chalicelib.points.ledger import version_is
-from chalicelib.points.models import PointsActivity, PointsBalance
+from chalicelib.points.ledger import mark_for_review, version_is
+from chalicelib.points.models import PointsActivity, PointsBalance, account_shards
 from chalicelib.transact import Transaction
 
-__all__ = ["REVIEW_LABEL", "tier_for", "progress", "trailing_months", "add_review", "change"]
+__all__ = ["REVIEW_LABEL", "tier_for", "progress", "trailing_months", "add_review", "queue_window_exits", "change"]
 
 REVIEW_LABEL = "tier-figures"
 
@@ -92,11 +92,39 @@ def add_review(txn: Transaction, scanned: PointsBalance, moment: dt.datetime) ->
             PointsBalance.tier_spend_fen.set(spend),
             PointsBalance.tier_activity.set(activity),
             PointsBalance.tier_reviewed_at.set(moment),
+            PointsBalance.review_due.remove(),
         ],
         PointsBalance.account_id.exists() & version_is(int(balance.version or 0)),
         label=REVIEW_LABEL,
     )
     return tier_for(spend, activity).code
+
+
+# A month that left the window is queued by the first run after it left, or by one of the runs of
+# the months after: a month of failed runs loses nothing.
+_MONTHS_LOOKED_BACK = 3
+
+
+def queue_window_exits(moment: dt.datetime) -> int:
+    """Mark for review the members with activity in the months that have left the window by `moment`.
+
+    Once per month left: its run record `tier-window#<month>` is written after
+    the marks, so a run that stops half-way marks again (a mark is
+    idempotent) and a replay marks nothing. How many were marked.
+    """
+    first = trailing_months(moment)
+    index = int(first[:4]) * 12 + int(first[5:]) - 1
+    marked = 0
+    for back in range(1, _MONTHS_LOOKED_BACK + 1):
+        left = f"{(index - back) // 12:04d}-{(index - back) % 12 + 1:02d}"
+        if runs.recorded(f"tier-window#{left}", runs.QUEUED) is not None:
+            continue
+        members = (entry.member_id for shard in account_shards()
+                   for entry in PointsActivity.by_month.query(f"{left}#{shard}"))
+        queued = mark_for_review(members)
+        runs.record(runs.JobRun(f"tier-window#{left}", runs.QUEUED), {"month": left, "marked": queued})
+        marked += queued
+    return marked
 
 
 def change(was: str, tier: str) -> str | None:

@@ -9,8 +9,6 @@ what an earlier run wrote, so a member whose tier is stale is put right.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
-from itertools import islice
 
 from chalicelib import transact
 from chalicelib.members import service as members
@@ -18,22 +16,30 @@ from chalicelib.points import service as points
 from chalicelib.points.models import PointsBalance
 from chalicelib.transact import Transaction
 
-__all__ = ["review"]
-
-_PAGE = 100  # members whose tiers are read in one round trip
+__all__ = ["review", "review_page"]
 
 
 def review(moment: dt.datetime) -> dict[str, int]:
-    """Recompute every member's trailing figures and tier as of `moment`; counts of what changed."""
-    counts = {"checked": 0, "upgraded": 0, "downgraded": 0}
-    for page in _pages(points.member_balances()):
-        tiers = members.tiers_of(balance.account_id for balance in page)
-        for balance in page:
-            counts["checked"] += 1
-            moved = _review(balance, tiers.get(balance.account_id), moment)
-            if moved is not None:
-                counts[moved] += 1
+    """Review, as of `moment`, the members whose figures moved: counts of what changed.
+
+    Those are the members an activity write marked since their last review,
+    and at a month's turn those with activity in the month that left the
+    trailing window (marked once, by the first run of the month).
+    """
+    counts = {"queued": points.queue_window_exits(moment), "checked": 0, "upgraded": 0, "downgraded": 0}
+    for page in points.balances_due_for_review():
+        review_page(page, moment, counts)
     return counts
+
+
+def review_page(page: list[PointsBalance], moment: dt.datetime, counts: dict[str, int]) -> None:
+    """Review these members (their balances as read), adding to `counts`."""
+    tiers = members.tiers_of(balance.account_id for balance in page)
+    for balance in page:
+        counts["checked"] += 1
+        moved = _review(balance, tiers.get(balance.account_id), moment)
+        if moved is not None:
+            counts[moved] += 1
 
 
 def _review(balance: PointsBalance, was: str | None, moment: dt.datetime) -> str | None:
@@ -51,9 +57,3 @@ def _review(balance: PointsBalance, was: str | None, moment: dt.datetime) -> str
         return points.tier_change(was, tier)
 
     return transact.write(build, replan=True)
-
-
-def _pages(balances: Iterable[PointsBalance]) -> Iterator[list[PointsBalance]]:
-    found = iter(balances)
-    while page := list(islice(found, _PAGE)):
-        yield page
