@@ -23,6 +23,7 @@ SECTIONS = [
     "bench.coupons",
     "bench.points",
     "bench.orders",
+    "bench.jobs",
 ]
 
 REPORT = Path(__file__).resolve().parent / "REPORT.md"

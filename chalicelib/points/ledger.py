@@ -34,6 +34,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -56,6 +57,7 @@ from chalicelib.points.errors import (
     TransferConflictError,
 )
 from chalicelib.points.models import (
+    ACCOUNT_SHARDS,
     SYSTEM_PREFIX,
     PointsActivity,
     PointsBalance,
@@ -90,6 +92,7 @@ __all__ = [
     "read_balance",
     "balances_due_to_expire",
     "balances_due_for_review",
+    "across_shards",
     "index_soonest_lot",
     "mark_for_review",
     "remember",
@@ -222,21 +225,27 @@ def _balances(account_ids: Iterable[str]) -> Iterator[list[PointsBalance]]:
         yield [balance for balance in db.batch_get([(PointsBalance, account) for account in page]) if balance]
 
 
-def balances_due_to_expire(run_day: str) -> Iterator[PointsBalance]:
-    """The balances whose soonest lot's day is before `run_day`, found by the `expiry-due` index."""
-    accounts = (
-        entry.account_id
-        for shard in account_shards()
-        for entry in PointsBalance.by_expiry.query(shard, PointsBalance.next_expiry < run_day)
-    )
+def balances_due_to_expire(run_day: str, shard: str) -> Iterator[PointsBalance]:
+    """The balances of one `expiry-due` shard whose soonest lot's day is before `run_day`."""
+    accounts = (entry.account_id for entry in PointsBalance.by_expiry.query(shard, PointsBalance.next_expiry < run_day))
     for page in _balances(accounts):
         yield from page
 
 
-def balances_due_for_review() -> Iterator[list[PointsBalance]]:
-    """Pages of the balances whose figures moved since their last review, by the `review-due` index."""
-    accounts = (entry.account_id for shard in account_shards() for entry in PointsBalance.due_for_review.query(shard))
-    yield from _balances(accounts)
+def balances_due_for_review(shard: str) -> Iterator[list[PointsBalance]]:
+    """Pages of one `review-due` shard's balances: those whose figures moved since their last review."""
+    yield from _balances(entry.account_id for entry in PointsBalance.due_for_review.query(shard))
+
+
+def across_shards(work: Callable[[str], dict[str, int]]) -> dict[str, int]:
+    """`work(shard)` over every shard of the due indexes side by side; its counts added up.
+
+    A due index names its work in ACCOUNT_SHARDS partitions, so a job works
+    through them at once: ten million members' due work fits one Lambda's time.
+    """
+    with ThreadPoolExecutor(max_workers=ACCOUNT_SHARDS) as pool:
+        counts = list(pool.map(work, account_shards()))
+    return {name: sum(count.get(name, 0) for count in counts) for name in counts[0]}
 
 
 def index_soonest_lot(balance: PointsBalance) -> bool:

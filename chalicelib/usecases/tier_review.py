@@ -24,10 +24,16 @@ def review(moment: dt.datetime) -> dict[str, int]:
 
     Those are the members an activity write marked since their last review,
     and at a month's turn those with activity in the month that left the
-    trailing window (marked once, by the first run of the month).
+    trailing window (marked once, by the first run of the month); the
+    `review-due` index's shards side by side.
     """
-    counts = {"queued": points.queue_window_exits(moment), "checked": 0, "upgraded": 0, "downgraded": 0}
-    for page in points.balances_due_for_review():
+    queued = points.queue_window_exits(moment)
+    return {"queued": queued, **points.across_shards(lambda shard: _review_shard(shard, moment))}
+
+
+def _review_shard(shard: str, moment: dt.datetime) -> dict[str, int]:
+    counts = {"checked": 0, "upgraded": 0, "downgraded": 0}
+    for page in points.balances_due_for_review(shard):
         review_page(page, moment, counts)
     return counts
 
