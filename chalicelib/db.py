@@ -13,7 +13,7 @@ import functools
 import importlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,9 @@ __all__ = [
     "connection",
     "Request",
     "recording",
+    "intercepting",
+    "watch",
+    "RETRIES",
     "batch_get",
 ]
 
@@ -51,6 +54,11 @@ TABLE_MODULES = [
 ]
 
 
+# botocore's own policy for DynamoDB (50 ms, doubling: 0.35 s over 3 retries) fits within a request;
+# pynamodb's default, botocore's "standard" mode, waits up to 1, 2 and 4 s. The composer retries on top.
+RETRIES = {"mode": "legacy", "total_max_attempts": 4}
+
+
 class SiyuModel(Model):
     """Base of every table model: `class Meta: table = "members"`."""
 
@@ -62,7 +70,8 @@ class SiyuModel(Model):
         if cls._connection is None:
             _bind(cls)
             table_connection = super()._get_connection()
-            _watch(table_connection.connection)
+            table_connection.connection._retry_configuration = RETRIES  # read when the client is made, just below
+            watch(table_connection.connection.client)
             return table_connection
         return super()._get_connection()
 
@@ -83,8 +92,6 @@ def _bind(model: type[SiyuModel]) -> None:
         model.Meta.table_name = current.table_name(model.Meta.table)
         model.Meta.region = current.region
         model.Meta.host = current.dynamodb_endpoint
-        # A DynamoDB Local in the same datacenter answers quickly; AWS retries are botocore's.
-        model.Meta.max_retry_attempts = 3
 
 
 def all_models() -> list[type[SiyuModel]]:
@@ -104,8 +111,8 @@ def all_models() -> list[type[SiyuModel]]:
 
 @functools.cache
 def _connection(region: str, host: str | None) -> Connection:
-    shared = Connection(region=region, host=host)
-    _watch(shared)
+    shared = Connection(region=region, host=host, retry_configuration=RETRIES)
+    watch(shared.client)
     return shared
 
 
@@ -161,26 +168,33 @@ def _key_attributes(table_prefix: str) -> dict[str, tuple[str, ...]]:
 
 _recordings: list[list[Request]] = []
 _recordings_lock = threading.Lock()
+_interceptors: list[Callable[[Request], Any]] = []
 _watched: set[int] = set()
 
 
-def _watch(conn: Connection) -> None:
-    if id(conn) in _watched:
+def watch(client: Any) -> None:
+    """Let `recording` and `intercepting` see this DynamoDB client's requests."""
+    if id(client) in _watched:
         return
-    _watched.add(id(conn))
-    conn.client.meta.events.register("before-send.dynamodb", _on_send)
+    _watched.add(id(client))
+    client.meta.events.register("before-send.dynamodb", _on_send)
 
 
-def _on_send(request: Any, **_: Any) -> None:
-    if not _recordings:
-        return
+def _on_send(request: Any, **_: Any) -> Any:
+    if not _recordings and not _interceptors:
+        return None
     operation = request.headers.get("X-Amz-Target", b"")
     operation = operation.decode() if isinstance(operation, bytes) else operation
-    body = json.loads(request.body or b"{}")
-    entry = Request(operation.rsplit(".", 1)[-1], body)
+    entry = Request(operation.rsplit(".", 1)[-1], json.loads(request.body or b"{}"))
     with _recordings_lock:
         for log in _recordings:
             log.append(entry)
+        interceptors = list(_interceptors)
+    for intercept in interceptors:
+        answer = intercept(entry)
+        if answer is not None:
+            return answer
+    return None
 
 
 @contextlib.contextmanager
@@ -194,6 +208,23 @@ def recording() -> Iterator[list[Request]]:
     finally:
         with _recordings_lock:
             _recordings.remove(log)
+
+
+@contextlib.contextmanager
+def intercepting(answer: Callable[[Request], Any]) -> Iterator[None]:
+    """While the block runs, `answer` sees every DynamoDB request (of any thread) before it is sent.
+
+    An `AWSResponse` it returns is what the client receives instead of DynamoDB's
+    answer (botocore's `before-send` contract: parsed, retried and raised as
+    DynamoDB's own would be); None lets the request go.
+    """
+    with _recordings_lock:
+        _interceptors.append(answer)
+    try:
+        yield
+    finally:
+        with _recordings_lock:
+            _interceptors.remove(answer)
 
 
 BATCH_GET_KEYS = 100  # BatchGetItem's most keys per round trip

@@ -17,6 +17,7 @@ __all__ = [
     "IdempotencyKeyReusedError",
     "UnsupportedMediaTypeError",
     "UpstreamUnavailableError",
+    "ThrottledError",
 ]
 
 
@@ -96,3 +97,12 @@ class UpstreamUnavailableError(SiyuError):
     status = 503
     code = "UPSTREAM_UNAVAILABLE"
     default_message = "a partner service is unavailable, try again"
+
+
+class ThrottledError(SiyuError):
+    """DynamoDB kept refusing for capacity after every retry the request had time for."""
+
+    status = 503
+    code = "TRY_AGAIN"
+    default_message = "the service is busy right now, try again in a moment"
+    retry_after_seconds = 1

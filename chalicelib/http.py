@@ -14,8 +14,9 @@ query with the route's models, and for a list reads `limit` and unseals
 `nextCursor` and passes the answer through the route's response model. A route
 that also answers in another format (`also=["text/csv"]`) may return a
 `Rendered` body of that media type instead, passed through as it is. Every
-`SiyuError` becomes `{"code", "message"}` with its status; anything else is
-logged and answered 500 without details. Unknown paths and methods get the same
+`SiyuError` becomes `{"code", "message"}` with its status; DynamoDB throttling
+or a transaction conflict that outlasted the retries is `TRY_AGAIN` (503 with
+`Retry-After`, 409); anything else is logged and answered 500 without details. Unknown paths and methods get the same
 shape (404, 405) from fallback routes. Models are named lazily (`LazyName`), so
 importing the app imports none of them.
 """
@@ -40,6 +41,7 @@ from chalicelib.errors import (
     MethodNotAllowedError,
     NotFoundError,
     SiyuError,
+    ThrottledError,
     UnauthenticatedError,
     UnsupportedMediaTypeError,
 )
@@ -287,6 +289,8 @@ def _json_response(status: int, body: str, headers: Mapping[str, str] | None = N
 
 def _error_response(error: SiyuError, method: str) -> Response:
     headers = {"Allow": ", ".join(error.allowed)} if isinstance(error, MethodNotAllowedError) else {}
+    if isinstance(error, ThrottledError):
+        headers["Retry-After"] = str(error.retry_after_seconds)
     if method == "HEAD":
         return Response(body="", status_code=error.status, headers=headers)
     body = json.dumps(error.body(), ensure_ascii=False, separators=(",", ":"))
@@ -527,7 +531,13 @@ class Api:
             return _json_response(route.status, _serialise(route, answer))
         except SiyuError as error:
             return _error_response(error, request.method)
-        except Exception:
+        except Exception as error:
+            from chalicelib import transact
+
+            busy = transact.busy_error(error)
+            if busy is not None:
+                logger().warning("busy past the retries", extra={"path": request.path, "method": request.method})
+                return _error_response(busy, request.method)
             logger().exception("unhandled error", extra={"path": request.path, "method": request.method})
             return _json_response(500, '{"code":"INTERNAL_ERROR","message":"internal error"}')
 

@@ -22,8 +22,9 @@ stale view is made again from what the refusal showed). An explanation that
 returns `Replan()` says its refusal shows the plan itself was stale: the
 explanations after it are not asked.
 
-Contention (`TransactionConflict`, throttling) is retried under one bounded,
-jittered policy; when it runs out the caller's `busy` error is raised.
+Contention (`TransactionConflict`) and throttling are retried under one
+bounded, jittered policy; when it runs out the caller's `busy` error is raised
+(409), or `ThrottledError` (503) when DynamoDB was refusing for capacity.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
 from chalicelib import db
-from chalicelib.errors import SiyuError
+from chalicelib.errors import SiyuError, ThrottledError
 
 __all__ = [
     "MAX_ITEMS",
@@ -59,6 +60,8 @@ __all__ = [
     "write",
     "retrying",
     "condition_failed",
+    "busy_error",
+    "THROTTLED_ERRORS",
 ]
 
 T = TypeVar("T")
@@ -68,15 +71,17 @@ MAX_BYTES = 4 * 1024 * 1024
 
 _ALL_OLD = "ALL_OLD"
 # Cancellation reasons and error codes that mean "someone else was writing": try again.
-_BUSY_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
-_BUSY_ERRORS = frozenset({
-    "TransactionConflictException",
-    "TransactionInProgressException",
+# Throttling says DynamoDB is short of capacity rather than that another writer got there first:
+# when it outlasts the retries the answer is 503, not the caller's 409.
+_THROTTLED_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
+_BUSY_REASONS = frozenset({"TransactionConflict"}) | _THROTTLED_REASONS
+THROTTLED_ERRORS = frozenset({
     "ThrottlingException",
     "ProvisionedThroughputExceededException",
     "RequestLimitExceeded",
     "InternalServerError",
 })
+_BUSY_ERRORS = frozenset({"TransactionConflictException", "TransactionInProgressException"}) | THROTTLED_ERRORS
 
 Explain = Callable[[Any], Exception | None]
 
@@ -218,13 +223,13 @@ class Transaction:
     def _refusal(self, exc: ClientError) -> Exception:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in _BUSY_ERRORS:
-            return _Busy()
+            return _Busy(throttled=code in THROTTLED_ERRORS)
         if code != "TransactionCanceledException":
             return exc
         reasons = exc.response.get("CancellationReasons") or []
         codes = {reason.get("Code") for reason in reasons}
         if "ConditionalCheckFailed" not in codes:
-            return _Busy() if codes & _BUSY_REASONS else exc
+            return _Busy(throttled=bool(codes & _THROTTLED_REASONS)) if codes & _BUSY_REASONS else exc
         refused = [
             (part, Refusal(part.label, part.model.from_raw_data(reason["Item"]) if reason.get("Item") else None))
             for part, reason in zip(self._parts, reasons)
@@ -240,7 +245,11 @@ class Transaction:
 
 
 class _Busy(Exception):
-    """Contention: the same transaction may succeed if sent again."""
+    """Contention or throttling: the same transaction may succeed if sent again."""
+
+    def __init__(self, throttled: bool) -> None:
+        super().__init__("throttled" if throttled else "contended")
+        self.throttled = throttled
 
 
 def _key_of(request: dict[str, Any], model: type[Model]) -> dict[str, Any]:
@@ -271,6 +280,7 @@ def write(
     `build` runs again for every attempt, so it must only describe the write.
     """
     previous: TransactionRefusedError | None = None
+    throttled = False
     pauses = policy.pauses()
     next(pauses)
     for _ in range(policy.attempts + (policy.attempts if replan else 0)):
@@ -283,21 +293,46 @@ def write(
             if not replan:
                 raise
             previous = refused  # a stale plan: make it again at once from what the refusal showed
-        except _Busy:
+        except _Busy as contended:
+            throttled = contended.throttled
             if next(pauses, None) is None:
                 break
-    raise busy()
+    raise ThrottledError() if throttled else busy()
 
 
 def retrying(action: Callable[[], T], *, busy: type[SiyuError] = TryAgainError, policy: RetryPolicy = RETRY) -> T:
     """Run a single-item write (pynamodb save/update/delete) under the same retry policy."""
+    throttled = False
     for _ in policy.pauses():
         try:
             return action()
         except (PutError, UpdateError, DeleteError) as exc:
             if exc.cause_response_code not in _BUSY_ERRORS:
                 raise
-    raise busy()
+            throttled = exc.cause_response_code in THROTTLED_ERRORS
+    raise ThrottledError() if throttled else busy()
+
+
+def busy_error(error: BaseException) -> SiyuError | None:
+    """The answer for an error that DynamoDB's throttling or a transaction conflict is behind, if one is.
+
+    Paths that write a single item without `retrying` get botocore's retries
+    only; what outlasts them is still the caller's to retry, never a 500.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ThrottledError | TryAgainError):
+            return current
+        if isinstance(current, ClientError):
+            code = current.response.get("Error", {}).get("Code")
+            if code in THROTTLED_ERRORS:
+                return ThrottledError()
+            if code in _BUSY_ERRORS:
+                return TryAgainError()
+        current = current.__cause__ or current.__context__ or getattr(current, "cause", None)
+    return None
 
 
 def condition_failed(error: PutError | UpdateError | DeleteError) -> bool:

@@ -53,7 +53,7 @@ class NotHeldError(ConflictError):
 class StockBusyError(ConflictError):
     """Simultaneous transactions kept colliding on the same stock rows."""
 
-    code = "STOCK_BUSY"
+    code = "TRY_AGAIN"
     default_message = "this stock is busy with other orders, try again"
 
 

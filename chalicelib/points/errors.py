@@ -52,5 +52,5 @@ class HoldMismatchError(ConflictError):
 
 
 class LedgerBusyError(ConflictError):
-    code = "LEDGER_BUSY"
+    code = "TRY_AGAIN"
     default_message = "too many simultaneous changes to these points, try again"
