@@ -115,7 +115,7 @@ def notify_store(event: dict[str, Any]) -> dict[str, Any]:
     a store's answer moves the order first and looks for the token after,
     so one of the two always sees the other.
     """
-    from chalicelib.orders.models import ACCEPTED, CLOSED
+    from chalicelib.orders.models import ACCEPTED, CLOSED, COMPLETED, DELIVERING, READY
     from chalicelib.orders.service import find_order
 
     order_id = _order_id(event)
@@ -127,8 +127,9 @@ def notify_store(event: dict[str, Any]) -> dict[str, Any]:
         raise OrderCancelledError(order_id)
     if order.declined_by == order.store_id:
         raise StoreRejectedError(f"declined by {order.store_id}")
-    if order.status == ACCEPTED:
-        # The store accepted before the execution got here: its resume may have found nothing parked.
+    if order.status in (ACCEPTED, READY, DELIVERING, COMPLETED):
+        # The store accepted (and maybe packed and handed over) before the execution got here:
+        # its resume may have found nothing parked.
         _resume_parked(order_id, STORE_ACCEPTANCE, {"storeId": order.store_id})
         return {"orderId": order_id, "accepted": True}
     observability.info("order waiting for its store", order_id=order_id, store_id=order.store_id)
