@@ -1,4 +1,5 @@
-# siyu: `make run` serves the whole local stack, `make test` runs every test, `make fuzz` fuzzes the API longer.
+# siyu: `make run` serves the whole local stack, `make test` runs every test, `make fuzz` fuzzes the API longer,
+# `make soak` loads it longer.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := .venv-checkov/.installed-$(CHECKOV_VERSION)
 FUZZ_EXAMPLES ?= 150
 
-.PHONY: run test fuzz bench package deps clean
+.PHONY: run test fuzz bench report soak package deps clean
 
 deps: $(VENV)/.installed $(DDB_JAR_STAMP)
 
@@ -42,8 +43,16 @@ test: deps $(CHECKOV_STAMP)
 fuzz: deps
 	SIYU_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SIYU_FUZZ_SEED= $(PY) -m pytest tests/test_fuzz.py -q
 
+# `make bench` leaves the tracked report alone (bench/out/); `make report` writes bench/REPORT.md and its plots.
 bench: deps
 	$(PY) -m bench
+
+report: deps
+	$(PY) -m bench --report
+
+# `make test` runs the mixed journey briefly (tests/test_load_short.py); this runs it at 4 to 32 members for longer.
+soak: deps
+	$(PY) -m bench.load --soak
 
 package: deps
 	$(PY) -m infra.package

@@ -1,4 +1,7 @@
-"""`make bench`: every benchmark in one run, written to bench/REPORT.md.
+"""`make bench`: every benchmark in one run, written to bench/out/REPORT.md.
+
+`python -m bench --report` (`make report`) writes the tracked bench/REPORT.md
+and its plots instead; arguments name the sections to run (all by default).
 
 Each section module has `run(stack) -> str` (markdown). Timings are ratios
 taken side by side in the same run, because shared machines are noisy.
@@ -11,8 +14,8 @@ import importlib
 import os
 import platform
 import sys
-from pathlib import Path
 
+import bench
 from local.dynamodb_local import free_port
 from local.stack import Stack
 
@@ -24,13 +27,18 @@ SECTIONS = [
     "bench.points",
     "bench.orders",
     "bench.jobs",
+    "bench.load",
+    "bench.package_size",
+    "bench.capacity",
 ]
 
-REPORT = Path(__file__).resolve().parent / "REPORT.md"
-
-
 def main() -> None:
-    wanted = sys.argv[1:]
+    arguments = sys.argv[1:]
+    if "--report" in arguments:
+        arguments.remove("--report")
+        os.environ[bench.OUTPUT] = str(bench.HERE)
+    wanted = arguments
+    report = bench.output_dir() / "REPORT.md"
     stack = Stack(api_port=free_port(), sandbox_port=free_port(), table_prefix=f"bench{os.getpid()}-", seed=False)
     stack.start()
     parts = [
@@ -48,8 +56,8 @@ def main() -> None:
             parts.append(importlib.import_module(name).run(stack).rstrip() + "\n")
     finally:
         stack.stop()
-    REPORT.write_text("\n".join(parts))
-    print(REPORT.read_text())
+    report.write_text("\n".join(parts))
+    print(report.read_text())
 
 
 if __name__ == "__main__":
