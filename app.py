@@ -753,6 +753,19 @@ def order_compensate(event: dict, context: object) -> dict:
     return orders_flow.compensate(event)
 
 
+@app.on_cw_event(
+    {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED"]},  # orders.flow.ENDED_UNFINISHED
+    },
+    name="order_execution_ended",
+)
+def order_execution_ended(event: Any) -> dict:
+    # an order execution failed, timed out or was stopped: the order is compensated
+    return orders_flow.execution_ended(event.to_dict())
+
+
 # --- Whole-table job tasks ------------------------------------------------------
 # Invoked by the segmented state machine (infra/segmented.asl.json), for the jobs
 # of chalicelib/usecases/whole_table_jobs.py.

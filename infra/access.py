@@ -198,6 +198,7 @@ ACCESS: dict[str, Access] = {
     "order_notify_store": Access(tables={"order-task-tokens": _PARKS, "orders": READ},
                                  services=frozenset({Service.ANSWER_ORDER_WAITS})),
     "order_compensate": Access(domains={**_MOVES_ORDER_MONEY, "members": READ}, parameters=_PAYS),
+    "order_execution_ended": Access(domains={**_MOVES_ORDER_MONEY, "members": READ}, parameters=_PAYS),
     "order_reroute": Access(
         domains={"orders": READ | WRITE, "catalog": READ | WRITE},
         tables={"stores": SCAN, "order-task-tokens": _PARKS},  # the stores that deliver to the address

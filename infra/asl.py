@@ -9,8 +9,9 @@ CloudFormation to fill, local/aws.py fills them with moto's ARNs.
 
 moto runs whatever it is given (a `Next` naming no state included), so
 `problems` checks what AWS would reject, and what this project allows:
-JSONPath only, only the state types listed in `ALLOWED_TYPES`, and no task
-waiting for its token without a timeout.
+JSONPath only, only the state types listed in `ALLOWED_TYPES`, no task
+waiting for its token without a timeout, and no Lambda task that does not
+retry `TRANSIENT_ERRORS` (every task function is safe to run again).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "ORDER_DEFINITION",
     "SEGMENTED_DEFINITION",
     "ALLOWED_TYPES",
+    "TRANSIENT_ERRORS",
     "InvalidDefinitionError",
     "substitute",
     "variables",
@@ -42,6 +44,22 @@ _TERMINAL_TYPES = frozenset({"Succeed", "Fail"})
 _CAN_RETRY_AND_CATCH = frozenset({"Task", "Parallel", "Map"})
 _TIMEOUT_FIELDS = frozenset({"TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath"})
 _WAIT_FOR_TOKEN = ".waitForTaskToken"
+_LAMBDA_INVOKE = ":states:::lambda:invoke"
+# What any invocation may meet however correct its function: Lambda refusing or throttling it, the
+# function timing out (Lambda.Unknown and Sandbox.Timedout are both reported), DynamoDB throttling
+# or contention past the function's own retries (orders.flow raises them by these names).
+TRANSIENT_ERRORS = frozenset({
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.Unknown",
+    "Sandbox.Timedout",
+    "ThrottledError",
+    "TryAgainError",
+})
+_COVERS_EVERY_ERROR = frozenset({"States.ALL", "States.TaskFailed"})
 _PSEUDO_PARAMETER = "AWS::"
 _FUNCTION_ATTRIBUTE = ".Arn"
 
@@ -180,6 +198,12 @@ def _state(name: str, state: Any, states: dict[str, Any], where: str) -> Iterato
     if kind == "Task" and waits_for_token(state) and not _TIMEOUT_FIELDS & set(state):
         # Without one, a token nobody answers holds the execution (and the order) for a year.
         yield f"{where}: a task waiting for its token needs TimeoutSeconds or HeartbeatSeconds"
+    if kind == "Task" and _LAMBDA_INVOKE in str(state.get("Resource")):
+        retried = {error for retrier in state.get("Retry") or [] if isinstance(retrier, dict)
+                   for error in retrier.get("ErrorEquals") or []}
+        missing = set() if retried & _COVERS_EVERY_ERROR else TRANSIENT_ERRORS - retried
+        if missing:
+            yield f"{where}.Retry: a Lambda task must retry {sorted(missing)}"
     if kind == "Parallel":
         branches = state.get("Branches")
         if not isinstance(branches, list) or not branches:

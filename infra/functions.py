@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from chalice.app import ScheduledEventConfig
+from chalice.app import CloudWatchEventConfig, ScheduledEventConfig
 from chalice.utils import to_cfn_resource_name
 
 from infra import access as declared
@@ -60,6 +60,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "daily-report": (300, 512),
     "ledger-proof": (30, 256),
     "stock-audit": (30, 256),
+    "order_execution_ended": (60, 512),
     "segment_scan": (300, 1024),
     "segment_finish": (120, 512),
 }
@@ -77,7 +78,7 @@ class Function:
     name: str  # Chalice's: api_handler, appointment-reminders, order_reserve
     resource: str
     role: str
-    scheduled: bool
+    scheduled: bool  # invoked by EventBridge, a schedule or an event: one at a time, failures kept in the queue
 
     @property
     def log_group(self) -> str:
@@ -96,7 +97,8 @@ def functions(app: Any) -> list[Function]:
     found = [_function(declared.API_HANDLER, resource="APIHandler")] if app.routes else []
     found += [_function(function.name) for function in app.pure_lambda_functions]
     found += [
-        _function(source.name, scheduled=isinstance(source, ScheduledEventConfig)) for source in app.event_sources
+        _function(source.name, scheduled=isinstance(source, (ScheduledEventConfig, CloudWatchEventConfig)))
+        for source in app.event_sources
     ]
     found += [_function(authorizer.name) for authorizer in app.builtin_auth_handlers]
     return found

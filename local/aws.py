@@ -14,6 +14,13 @@ error payload (`errorType` is the exception's class name, `FunctionError` is
 set), which is what Step Functions turns into the error its Retry and Catch
 match. This routing lives here only; nothing deployed knows about it.
 
+`failing_invocations` makes chosen invocations fail as Lambda can: refused by
+the service, timed out after the work, or crashed. An execution that ends
+other than succeeded is announced, as EventBridge's "Step Functions Execution
+Status Change", to app.py's `@app.on_cw_event` handlers whose pattern names
+Step Functions and that status (on a thread of its own, as EventBridge invokes
+asynchronously).
+
 Known moto behaviour to keep in mind: name every execution (an unnamed start
 gets the name None); `SendTaskFailure` loses its cause; an error inside a
 Parallel state surfaces as ValueError; a `Next` naming no state is accepted,
@@ -26,13 +33,15 @@ import json
 import os
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
 from local.dynamodb_local import free_port
 
-__all__ = ["LocalAws", "ACCOUNT_ID", "PARTITION"]
+__all__ = ["LocalAws", "ACCOUNT_ID", "PARTITION", "failing_invocations", "LAMBDA_SERVICE_ERROR",
+           "LAMBDA_THROTTLED", "FUNCTION_TIMEOUT", "FUNCTION_CRASH"]
 
 ACCOUNT_ID = "123456789012"
 PARTITION = "aws"
@@ -51,6 +60,52 @@ Handler = Callable[[Any, Any], Any]
 _routes: dict[str, Handler] = {}
 _routes_lock = threading.Lock()
 _original_invoke: Any = None
+_original_terminated: Any = None
+# EventBridge handlers of Step Functions status changes: (statuses, handler).
+_status_listeners: list[tuple[frozenset[str], Handler]] = []
+
+# How an invocation can fail: Lambda's service refusing it (Step Functions reports `Lambda.<code>`), or
+# the function itself timing out after its work (`Sandbox.Timedout`) or raising what no retry mends.
+LAMBDA_SERVICE_ERROR = "ServiceException"
+LAMBDA_THROTTLED = "TooManyRequestsException"
+FUNCTION_TIMEOUT = "Sandbox.Timedout"
+FUNCTION_CRASH = "RuntimeError"
+_SERVICE_STATUS = {LAMBDA_SERVICE_ERROR: 500, LAMBDA_THROTTLED: 429}
+
+# (function name, order id) -> the faults its next invocations meet, or one fault every invocation meets.
+_faults: dict[tuple[str, str], list[str] | str] = {}
+_faults_lock = threading.Lock()
+
+
+@contextmanager
+def failing_invocations(function_name: str, order_id: str, faults: Iterable[str] | str) -> Iterator[None]:
+    """While open, `function_name`'s invocations for `order_id` fail: one by one as `faults` lists
+    (then run normally), or all of them when `faults` is a single fault."""
+    key = (function_name, order_id)
+    with _faults_lock:
+        _faults[key] = faults if isinstance(faults, str) else list(faults)
+    try:
+        yield
+    finally:
+        with _faults_lock:
+            _faults.pop(key, None)
+
+
+def _next_fault(function_name: str, event: Any) -> str | None:
+    order_id = event.get("orderId") if isinstance(event, dict) else None
+    with _faults_lock:
+        planned = _faults.get((function_name, order_id or ""))
+        if isinstance(planned, list):
+            return planned.pop(0) if planned else None
+        return planned
+
+
+def _refused_by_lambda(fault: str) -> Exception:
+    from moto.core.exceptions import JsonRESTError
+
+    refusal = JsonRESTError(fault, f"injected {fault}")
+    refusal.code = _SERVICE_STATUS[fault]
+    return refusal
 
 
 def _error_payload(exc: BaseException) -> dict[str, Any]:
@@ -73,13 +128,22 @@ def _invoke_in_process(function: Any, event: Any = None) -> tuple[str, bool, str
         return json.dumps(error), True, ""
     if isinstance(event, (str, bytes)):
         event = json.loads(event or "{}")
+    event = {} if event is None else event
     context = LambdaContext(
         function.function_name,
         memory_size=int(function.memory_size),
         max_runtime_ms=int(function.timeout) * 1000,
     )
+    fault = _next_fault(function.function_name, event)
+    if fault in _SERVICE_STATUS:
+        raise _refused_by_lambda(fault)
     try:
-        result = handler({} if event is None else event, context)
+        if fault == FUNCTION_CRASH:
+            raise RuntimeError("injected crash")
+        result = handler(event, context)
+        if fault == FUNCTION_TIMEOUT:  # it did its work, and ran out of time before answering
+            error = {"errorType": FUNCTION_TIMEOUT, "errorMessage": f"Task timed out after {function.timeout}.00 seconds"}
+            return json.dumps(error), True, ""
         return json.dumps(result, ensure_ascii=False), False, ""
     except Exception as exc:  # Lambda reports any exception as a function error.
         return json.dumps(_error_payload(exc), ensure_ascii=False), True, "".join(traceback.format_exception(exc))
@@ -92,6 +156,54 @@ def _route_invocations() -> None:
     if _original_invoke is None:
         _original_invoke = LambdaFunction._invoke_lambda
         LambdaFunction._invoke_lambda = _invoke_in_process  # type: ignore[method-assign]
+
+
+def _announce_end(communication: Any) -> None:
+    _original_terminated(communication)
+    execution = communication.execution
+    status = str(getattr(execution.exec_status, "value", execution.exec_status))
+    event = {
+        "version": "0",
+        "id": f"status-change-{execution.name}-{status}",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": ACCOUNT_ID,
+        "time": execution.stop_date.isoformat() if execution.stop_date else None,
+        "region": execution.exec_arn.split(":")[3],
+        "resources": [execution.exec_arn],
+        "detail": {"executionArn": execution.exec_arn, "stateMachineArn": execution.state_machine_arn,
+                   "name": execution.name, "status": status},
+    }
+    for statuses, handler in list(_status_listeners):
+        if status in statuses:
+            threading.Thread(target=handler, args=(event, None), name=f"eventbridge-{execution.name}",
+                             daemon=True).start()
+
+
+def _route_status_changes(app_module: ModuleType) -> None:
+    global _original_terminated
+    from chalice.app import CloudWatchEventConfig
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    _status_listeners.clear()
+    for source in app_module.app.event_sources:
+        pattern = source.event_pattern if isinstance(source, CloudWatchEventConfig) else None
+        if pattern and pattern.get("source") == ["aws.states"]:
+            statuses = frozenset(pattern.get("detail", {}).get("status", []))
+            _status_listeners.append((statuses, getattr(app_module, source.handler_string.rsplit(".", 1)[-1])))
+    if _original_terminated is None:
+        _original_terminated = BaseExecutionWorkerCommunication.terminated
+        BaseExecutionWorkerCommunication.terminated = _announce_end  # type: ignore[method-assign]
+
+
+def _restore_status_changes() -> None:
+    global _original_terminated
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    _status_listeners.clear()
+    if _original_terminated is not None:
+        BaseExecutionWorkerCommunication.terminated = _original_terminated  # type: ignore[method-assign]
+        _original_terminated = None
 
 
 def _restore_invocations() -> None:
@@ -206,6 +318,7 @@ class LocalAws:
             self.machine_arns[machine.resource] = created_machine["stateMachineArn"]
             os.environ[machine.setting] = created_machine["stateMachineArn"]
         self.state_machine_arn = self.machine_arns[STATE_MACHINE_RESOURCE]
+        _route_status_changes(app_module)
         os.environ["SIYU_AWS_ENDPOINT"] = self.endpoint
         reset_settings()
 
@@ -224,6 +337,7 @@ class LocalAws:
             no_routes_left = not _routes
         if no_routes_left:
             _restore_invocations()
+            _restore_status_changes()
         if self._server is not None:
             self._server.stop()
             self._server = None

@@ -32,7 +32,7 @@ def test_the_order_state_machine_waits_for_the_store_with_a_task_token():
 def test_a_next_naming_no_state_is_refused():
     definition = order_definition()
     definition["States"]["SettlePayment"]["Next"] = "AwaitStor"
-    stranded = sorted(set(definition["States"]) - {"SettlePayment", "Compensate", "Refunding"})
+    stranded = sorted(set(definition["States"]) - {"SettlePayment", "Compensate", "Refunding", "CompensationFailed"})
     assert asl.problems(definition) == [
         "definition.States.SettlePayment.Next: no state named 'AwaitStor'",
         *(f"definition.States.{name}: not reachable from 'SettlePayment'" for name in stranded),
@@ -85,6 +85,22 @@ def test_terminal_states_take_no_next_and_states_all_comes_last():
         "definition.States.Work.Retry[0]: States.ALL must stand alone in the last Retry",
         "definition.States.Done.Next: a Succeed state ends the scope and takes no Next",
     ]
+
+
+def test_every_lambda_task_retries_what_lambda_and_dynamodb_answer_any_invocation():
+    definition = minimal(
+        Settle={"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Next": "Wait",
+                "Retry": [{"ErrorEquals": ["Lambda.ServiceException", "TryAgainError"]}]},
+        Wait={"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken", "TimeoutSeconds": 60,
+              "Next": "Undo"},
+        Undo={"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True,
+              "Retry": [{"ErrorEquals": ["States.ALL"]}]},
+    )
+    found = asl.problems(definition)
+    assert [problem.split(":")[0] for problem in found] == ["definition.States.Settle.Retry",
+                                                           "definition.States.Wait.Retry"]
+    assert "'Sandbox.Timedout'" in found[0] and "'Lambda.ServiceException'" not in found[0]
+    assert all(f"'{error}'" in found[1] for error in asl.TRANSIENT_ERRORS)
 
 
 def test_branches_of_parallel_and_map_are_checked_too():

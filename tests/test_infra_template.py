@@ -419,7 +419,8 @@ def test_alarms_watch_breaches_5xx_errors_throttles_executions_and_dead_letters(
 def scheduled(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         name: function for name, function in resources_of(template, "AWS::Serverless::Function").items()
-        if any(event["Type"] == "Schedule" for event in function["Properties"].get("Events", {}).values())
+        if any(event["Type"] in ("Schedule", "CloudWatchEvent")
+               for event in function["Properties"].get("Events", {}).values())
     }
 
 

@@ -8,13 +8,21 @@ token to its task function, which parks it in `TaskToken`; the call that ends th
 (`resume` or `fail`) reads it back and answers Step Functions.
 
 The task functions run as Lambda functions (see app.py); the class name of an
-exception they raise is the error name the state machine's Retry and Catch match.
+exception they raise is the error name the state machine's Retry and Catch match,
+so DynamoDB throttling or contention that outlasted a task's own retries is
+raised as `ThrottledError` or `TryAgainError`, which the machine retries.
+
+An execution that ends failed, timed out or aborted (its compensation kept
+failing, or someone stopped it) is announced by EventBridge;
+`execution_ended` then compensates the order as its execution would have.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib import clock, observability
@@ -34,12 +42,15 @@ __all__ = [
     "complete_unreported",
     "close_refund_window",
     "compensate",
+    "execution_ended",
+    "ENDED_UNFINISHED",
     "park",
     "resume",
     "fail",
 ]
 
 STORE_ACCEPTANCE = "store_acceptance"
+ENDED_UNFINISHED = ("FAILED", "TIMED_OUT", "ABORTED")
 # A parked token outlives any wait of the state machine; the row is then only clutter.
 TOKEN_KEPT = dt.timedelta(days=30)
 
@@ -94,6 +105,29 @@ def _order_id(event: Any) -> str:
 
 # --- Task functions (Lambda handlers in app.py delegate here) -----------------
 
+Task = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _task(function: Task) -> Task:
+    @functools.wraps(function)
+    def task(event: dict[str, Any]) -> dict[str, Any]:
+        from chalicelib import transact
+        from chalicelib.errors import SiyuError
+
+        try:
+            return function(event)
+        except SiyuError:
+            raise
+        except Exception as exc:
+            busy = transact.busy_error(exc)
+            if busy is None:
+                raise
+            raise busy from exc
+
+    return task
+
+
+@_task
 def settle_payment(event: dict[str, Any]) -> dict[str, Any]:
     """The coupon used and the points spend posted, now that the order is paid."""
     from chalicelib.orders import lifecycle
@@ -108,6 +142,7 @@ def _token(event: dict[str, Any]) -> str:
     return token
 
 
+@_task
 def notify_store(event: dict[str, Any]) -> dict[str, Any]:
     """Park the execution until the store answers, and tell the store.
 
@@ -143,6 +178,7 @@ def _resume_parked(order_id: str, step: str, result: dict[str, Any]) -> None:
         pass  # the caller that moved the order found the token after all and answered it
 
 
+@_task
 def await_step(event: dict[str, Any]) -> dict[str, Any]:
     """Park the execution at `packing` or `pickup` until the store's call moves the order past it."""
     from chalicelib.orders.fulfillment import PACKING, PICKUP
@@ -163,6 +199,7 @@ def await_step(event: dict[str, Any]) -> dict[str, Any]:
     return {"orderId": order_id, "parked": step}
 
 
+@_task
 def dispatch_courier(event: dict[str, Any]) -> dict[str, Any]:
     """Park the execution until the order's courier delivers it, after dispatching one (see fulfillment.dispatch)."""
     from chalicelib.orders import fulfillment
@@ -178,6 +215,7 @@ def dispatch_courier(event: dict[str, Any]) -> dict[str, Any]:
     return {"orderId": order_id, "parked": step, **sent}
 
 
+@_task
 def reroute(event: dict[str, Any]) -> dict[str, Any]:
     """Route the order on, then wait for its new store as `notify_store` does.
 
@@ -193,12 +231,14 @@ def reroute(event: dict[str, Any]) -> dict[str, Any]:
     return notify_store(event)
 
 
+@_task
 def complete_unreported(event: dict[str, Any]) -> dict[str, Any]:
     from chalicelib.orders import lifecycle
 
     return lifecycle.complete_unreported(_order_id(event))
 
 
+@_task
 def close_refund_window(event: dict[str, Any]) -> dict[str, Any]:
     """The return window has passed: the points the order earned are posted (a refund voided them)."""
     from chalicelib.orders import lifecycle
@@ -208,6 +248,7 @@ def close_refund_window(event: dict[str, Any]) -> dict[str, Any]:
     return {"orderId": order_id, "closed": lifecycle.close_refund_window(get_order(order_id))}
 
 
+@_task
 def compensate(event: dict[str, Any]) -> dict[str, Any]:
     """Undo what the order took and refund it, after any failure past payment."""
     from chalicelib.orders import lifecycle
@@ -217,6 +258,26 @@ def compensate(event: dict[str, Any]) -> dict[str, Any]:
     error = (event.get("error") or {}).get("Error") or "failed"
     observability.info("order compensated by its execution", order_id=order_id, failed_with=error)
     return lifecycle.compensate(order_id, _reason(error, get_order(order_id)))
+
+
+def execution_ended(event: dict[str, Any]) -> dict[str, Any]:
+    """EventBridge's "Step Functions Execution Status Change" for an execution that did not succeed:
+    the order it left in flight is compensated (refunded, everything given back); one that is
+    completed, closed or never paid is left as it is."""
+    from chalicelib.orders import lifecycle
+    from chalicelib.orders.models import CANCELLED, COMPLETED, PENDING_PAYMENT, REFUNDED
+    from chalicelib.orders.service import find_order
+
+    detail = event.get("detail") if isinstance(event, dict) else None
+    if (not isinstance(detail, dict) or detail.get("stateMachineArn") != _state_machine_arn()
+            or detail.get("status") not in ENDED_UNFINISHED):
+        return {"ignored": True}
+    order = find_order(str(detail.get("name") or ""))
+    if order is None or order.status in (PENDING_PAYMENT, COMPLETED, CANCELLED, REFUNDED):
+        return {"orderId": detail.get("name"), "status": order.status if order else None}
+    observability.info("order compensated after its execution ended", order_id=order.order_id,
+                       execution_status=detail["status"])
+    return lifecycle.compensate(order.order_id, f"the order could not go on (its execution {detail['status'].lower()})")
 
 
 def _reason(error: str, order: Any) -> str:
