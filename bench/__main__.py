@@ -21,6 +21,7 @@ from local.stack import Stack
 
 SECTIONS = [
     "bench.cold_import",
+    "bench.cold_request",
     "bench.members",
     "bench.appointments",
     "bench.coupons",
@@ -31,6 +32,13 @@ SECTIONS = [
     "bench.package_size",
     "bench.capacity",
 ]
+
+def _summary(found: list[bench.Figure]) -> str:
+    verdicts = {True: "met", False: "**NOT met**", None: "-"}
+    lines = ["## Every figure beside its goal", "", "| figure | measured | goal | verdict |", "|---|---|---|---|"]
+    lines += [f"| {f.name} | {f.measured} | {f.goal or '-'} | {verdicts[f.met]} |" for f in found]
+    return "\n".join(lines) + "\n"
+
 
 def main() -> None:
     arguments = sys.argv[1:]
@@ -56,6 +64,7 @@ def main() -> None:
             parts.append(importlib.import_module(name).run(stack).rstrip() + "\n")
     finally:
         stack.stop()
+    parts[5:5] = [_summary(bench.figures())]
     report.write_text("\n".join(parts))
     print(report.read_text())
 

@@ -411,6 +411,19 @@ def markdown(inputs: dict[str, Any], result: dict[str, Any], plot_name: str | No
     return "\n".join(lines)
 
 
+def _figures(result: dict[str, Any]) -> None:
+    import bench
+
+    multiplier = result["multiplier"]
+    for region, found in result["regions"].items():
+        first, aws = found["binding"], found["binding_aws"]
+        bench.figure(f"capacity, {region}: what binds first", f"{first['what']} at {_figure(first['binds_at'])}x",
+                     f"past {multiplier:g}x", first["binds_at"] >= multiplier)
+        if aws is not first:
+            bench.figure(f"capacity, {region}: first AWS quota", f"{aws['what']} at {_figure(aws['binds_at'])}x",
+                         f"past {multiplier:g}x", aws["binds_at"] >= multiplier)
+
+
 def run(stack: Any = None, out_dir: Path | str | None = None) -> str:
     """The report's section; draws capacity.png in `out_dir` (the run's). `stack` is not used: nothing here runs."""
     from bench import output_dir
@@ -418,6 +431,7 @@ def run(stack: Any = None, out_dir: Path | str | None = None) -> str:
     inputs = load_inputs()
     result = model(inputs)
     plot(inputs, out_dir or output_dir())
+    _figures(result)
     return markdown(inputs, result)
 
 

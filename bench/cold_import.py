@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import bench
 from local.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,8 @@ def run(stack: Stack) -> str:
     app_median, botocore_median = measure()
     ratio = app_median / botocore_median
     verdict = "met" if ratio <= GOAL else "NOT met"
+    bench.figure("P1 cold import: `import app` / `import botocore.session`", f"{ratio:.2f}", f"<= {GOAL}",
+                 ratio <= GOAL)
     return "\n".join([
         "## P1: cold import",
         "",

@@ -484,10 +484,27 @@ def _steps_from_environment() -> tuple[tuple[int, ...], int]:
             int(seconds) if seconds else BENCH_SECONDS)
 
 
+def _figures(results: dict[str, Any]) -> None:
+    import bench
+
+    top = results["steps"][-1]
+    routes = top["routes"]
+    requests = sum(figures["count"] for figures in routes.values())
+    errors = sum(figures["errors"] for figures in routes.values())
+    slowest = max(routes, key=lambda route: routes[route]["p99"])
+    bench.figure(f"load, {top['users']} users: p50 / p99 of the slowest route (`{slowest}`)",
+                 f"{routes[slowest]['p50']:.0f} / {routes[slowest]['p99']:.0f} ms")
+    bench.figure(f"load, {top['users']} users: error rate over {requests:,} requests", f"{errors / requests:.2%}",
+                 "0", errors == 0)
+    bench.figure("load: every invariant after the run", "holds" if results["invariants"]["all"]["holds"] else "broken",
+                 "holds", results["invariants"]["all"]["holds"])
+
+
 def run(stack: Any) -> str:
     """The bench section (`SIYU_LOAD_STEPS=2,4,8` and `SIYU_LOAD_SECONDS=10` make it shorter)."""
     steps, seconds = _steps_from_environment()
     results = run_load(stack, steps, seconds)
+    _figures(results)
     data = save(results)
     picture = plot(results, data.with_suffix(".png"))
     return markdown(results) + f"\n![p50 and p99 by concurrency]({picture.name})\n\nData: `{data.name}`.\n"

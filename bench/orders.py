@@ -43,6 +43,7 @@ from typing import Any
 
 import requests
 
+import bench
 from local.stack import Stack
 
 # --- AWS list prices, us-east-1 ---------------------------------------------------------------
@@ -988,6 +989,13 @@ def run(stack: Stack) -> str:
         min(*per_mode.values(), per_cancelled) >= ORDERS_PER_SECOND_GOAL,
     }
     lines += [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in verdicts.items()]
+    for name, ok in verdicts.items():
+        bench.figure(f"orders: {name}", "see Orders", "", ok)
+    bench.figure("cost per 1,000 completed orders (the dearest mode)", _money(max(costs.values())),
+                 f"<= ${COST_GOAL_PER_1000:.2f}", max(costs.values()) <= COST_GOAL_PER_1000)
+    slowest = min(*per_mode.values(), per_cancelled)
+    bench.figure("orders a second within 800 state transitions a second (the dearest mode)", f"{slowest:,.0f}",
+                 f">= {ORDERS_PER_SECOND_GOAL}", slowest >= ORDERS_PER_SECOND_GOAL)
     return "\n".join(lines)
 
 

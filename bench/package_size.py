@@ -7,6 +7,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import bench
 from infra.package import GOAL_BYTES, KEPT_SERVICES, ZIP_FILE, build
 from local.stack import Stack
 
@@ -38,6 +39,8 @@ def measure(stage: str = STAGE) -> tuple[int, int, int, list[tuple[str, int]]]:
 def run(stack: Stack) -> str:
     before, after, dropped, top = measure()
     verdict = "met" if after <= GOAL_BYTES else "NOT met"
+    bench.figure("deployment package, zipped", f"{_megabytes(after)} (before pruning {_megabytes(before)})",
+                 f"<= {_megabytes(GOAL_BYTES)}", after <= GOAL_BYTES)
     return "\n".join([
         "## Deployment package",
         "",

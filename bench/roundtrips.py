@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import bench
 from chalicelib import db
 
 __all__ = ["round_trips", "table", "live_members"]
@@ -29,8 +31,19 @@ def live_members(member_ids: Iterable[str]) -> list[str]:
     return member_ids
 
 
+def _judged(count: int, goal: str) -> bool | None:
+    """Whether `count` meets a goal written "N ...", "at most N ..." or "one write (writes here: W ...)"."""
+    if written := re.match(r"one write \(writes here: (\d+)", goal):
+        return int(written.group(1)) == 1
+    if bound := re.match(r"(at most )?(\d+)", goal):
+        return count <= int(bound.group(2)) if bound.group(1) else count == int(bound.group(2))
+    return None
+
+
 def table(rows: list[tuple[str, int, str, list[str]]]) -> str:
     """Markdown rows of (operation, round trips, goal, operations seen)."""
     lines = ["| operation | round trips | goal | requests |", "|---|---|---|---|"]
+    for name, count, goal, _ in rows:
+        bench.figure(f"DynamoDB round trips: {name}", str(count), goal, _judged(count, goal))
     lines += [f"| {name} | {count} | {goal} | {', '.join(ops)} |" for name, count, goal, ops in rows]
     return "\n".join(lines)

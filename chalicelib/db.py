@@ -70,8 +70,11 @@ class SiyuModel(Model):
         if cls._connection is None:
             _bind(cls)
             table_connection = super()._get_connection()
-            table_connection.connection._retry_configuration = RETRIES  # read when the client is made, just below
-            watch(table_connection.connection.client)
+            # pynamodb gives each model a connection, a botocore session and a client of its own, and each
+            # session loads and parses DynamoDB's service model again: every model shares one instead.
+            shared = connection()
+            shared.add_meta_table(table_connection.connection.get_meta_table(cls.Meta.table_name))
+            table_connection.connection = shared
             return table_connection
         return super()._get_connection()
 
@@ -109,17 +112,24 @@ def all_models() -> list[type[SiyuModel]]:
     return models
 
 
-@functools.cache
-def _connection(region: str, host: str | None) -> Connection:
-    shared = Connection(region=region, host=host, retry_configuration=RETRIES)
-    watch(shared.client)
-    return shared
+# One client serves every thread of a process: the local server's, the benches' and the tests' many.
+MAX_POOL_CONNECTIONS = 50
+_connections: dict[tuple[str, str | None], Connection] = {}
+_connections_lock = threading.Lock()
 
 
 def connection() -> Connection:
-    """The connection transactions and multi-table reads go through."""
+    """The one connection (and botocore client) every model, transaction and multi-table read goes through."""
     current = settings()
-    return _connection(current.region, current.dynamodb_endpoint)
+    key = (current.region, current.dynamodb_endpoint)
+    with _connections_lock:
+        shared = _connections.get(key)
+        if shared is None:
+            shared = Connection(region=key[0], host=key[1], retry_configuration=RETRIES,
+                                max_pool_connections=MAX_POOL_CONNECTIONS)
+            watch(shared.client)
+            _connections[key] = shared
+        return shared
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from pynamodb.attributes import TTLAttribute, UnicodeAttribute
 
 from chalicelib.config import settings
-from chalicelib.db import RETRIES, SiyuModel, watch
+from chalicelib.db import SiyuModel, connection
 from chalicelib.errors import ConflictError, IdempotencyKeyReusedError, InvalidRequestError
 
 __all__ = ["IdempotencyRecord", "run_once"]
@@ -36,14 +36,11 @@ class IdempotencyRecord(SiyuModel):
 
 @functools.cache
 def _persistence(table_name: str, endpoint: str | None, region: str) -> Any:
-    import boto3
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-    from botocore.config import Config
 
-    client = boto3.session.Session().client("dynamodb", region_name=region, endpoint_url=endpoint,
-                                             config=Config(retries=dict(RETRIES)))
-    watch(client)
-    return DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
+    # The models' own botocore client (the same low-level calls a boto3 client makes), so no second
+    # copy of DynamoDB's service model is loaded; `endpoint` and `region` key the cache.
+    return DynamoDBPersistenceLayer(table_name=table_name, boto3_client=connection().client)
 
 
 def run_once(

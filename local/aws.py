@@ -30,6 +30,7 @@ which is why `infra.asl.problems` checks the definition first.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import traceback
@@ -176,8 +177,15 @@ def _announce_end(communication: Any) -> None:
     }
     for statuses, handler in list(_status_listeners):
         if status in statuses:
-            threading.Thread(target=handler, args=(event, None), name=f"eventbridge-{execution.name}",
+            threading.Thread(target=_deliver, args=(handler, event), name=f"eventbridge-{execution.name}",
                              daemon=True).start()
+
+
+def _deliver(handler: Handler, event: dict[str, Any]) -> None:
+    try:
+        handler(event, None)
+    except Exception:  # Lambda logs it; on AWS the event is retried, then kept in the dead-letter queue
+        logging.getLogger("local.aws").exception("the status-change handler failed")
 
 
 def _route_status_changes(app_module: ModuleType) -> None:

@@ -6,6 +6,8 @@ production ones with only the base URL changed. Dev codes:
 - login `dev:<openid>` (unionid `u-<openid>`), reusable; anything else is 40029.
 - phone `phone:<11 digits>`.
 
+`/sandbox/outage` makes WeChat Pay or a courier fail as they do (local/outages.py).
+
 `POST /sandbox/cron/{job}` runs a scheduled handler of the app with an
 EventBridge-shaped event whose `time` is `now`: ISO-8601 with an offset (a time
 without one is refused rather than guessed), the current time when absent. A
@@ -31,6 +33,7 @@ from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
 from local.courier_sandbox import CourierState, register as register_couriers
+from local.outages import register as register_outages
 from local.wxpay_sandbox import WxPayKeys, WxPayState, register as register_wxpay
 
 __all__ = ["Sandbox", "create_app"]
@@ -77,6 +80,7 @@ def create_app(app_module: Any, lambda_context: Callable[[str], Any] | None = No
     couriers share the secrets and push address in `couriers`.
     """
     sandbox = Flask("siyu-sandbox")
+    sandbox.config["outages"] = register_outages(sandbox)  # first: an outage answers before any service
     wechat = _WechatState()
     sandbox.config["wechat"] = wechat
     sandbox.config["wxpay_keys"] = wxpay_keys = wxpay_keys or WxPayKeys.generate()

@@ -120,7 +120,7 @@ class Shop:
         eventually(lambda: order_status(order_id) == "refunded", timeout=90, what="the refund")
         timeline = statuses(self.api, self.token, order_id)
         assert timeline[:2] == ["pending_payment", "paid"] and timeline[-2:] == REFUNDED
-        assert len(timeline) == len(set(timeline))
+        assert timeline.count("refunding") == timeline.count("refunded") == 1
         assert len(sandbox_refunds(stack, order_id)) == 1
         assert self.stock_levels() == (2, 0)
         assert coupon_status(self.member_id, self.coupon_id) == "available"

@@ -68,3 +68,30 @@ def test_an_unknown_job_is_not_found(sandbox):
     answer = sandbox.post("/sandbox/cron/no-such-job", json={"now": "2027-01-01T00:10:00+08:00"})
     assert answer.status_code == 404
     assert answer.get_json()["code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize("body", [
+    {"service": "alipay", "kind": "unavailable"},
+    {"service": "wxpay", "kind": "down"},
+    {"service": "wxpay", "kind": "slow", "times": 0},
+    {"service": "wxpay", "kind": "slow", "times": True},
+    {"service": "dada", "kind": "slow", "path": 3},
+    ["wxpay"],
+])
+def test_an_outage_the_sandbox_cannot_play_is_refused_and_none_begins(sandbox, body):
+    answer = sandbox.post("/sandbox/outage", json=body)
+    assert answer.status_code == 400 and answer.get_json()["code"] == "INVALID_REQUEST"
+    assert sandbox.get("/sandbox/outage").get_json() == {"items": []}
+
+
+def test_an_outage_meets_only_its_service_and_paths_as_many_times_as_asked(sandbox):
+    assert sandbox.post("/sandbox/outage", json={"service": "wxpay", "kind": "unavailable", "times": 2,
+                                                 "path": "/v3/refund/"}).status_code == 200
+    assert sandbox.post("/v3/pay/transactions/jsapi", json={}).status_code != 500  # another path of the service
+    assert sandbox.post("/api/order/addOrder", json={}).status_code == 200  # another service (Dada's own refusal)
+    for _ in range(2):
+        refused = sandbox.post("/v3/refund/domestic/refunds", json={})
+        assert refused.status_code == 500 and refused.get_json()["code"] == "SYSTEM_ERROR"
+    assert sandbox.post("/v3/refund/domestic/refunds", json={}).status_code != 500
+    assert sandbox.get("/sandbox/outage").get_json()["items"][0]["met"] == 2
+    assert sandbox.delete("/sandbox/outage").get_json() == {"ended": 1}

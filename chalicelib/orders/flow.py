@@ -10,7 +10,9 @@ token to its task function, which parks it in `TaskToken`; the call that ends th
 The task functions run as Lambda functions (see app.py); the class name of an
 exception they raise is the error name the state machine's Retry and Catch match,
 so DynamoDB throttling or contention that outlasted a task's own retries is
-raised as `ThrottledError` or `TryAgainError`, which the machine retries.
+raised as `ThrottledError` or `TryAgainError`, and a partner's failure (a
+`CourierError`, a `WxPayError`) as `UpstreamUnavailableError`: the names the
+machine retries.
 
 An execution that ends failed, timed out or aborted (its compensation kept
 failing, or someone stopped it) is announced by EventBridge;
@@ -27,6 +29,8 @@ from typing import Any
 
 from chalicelib import clock, observability
 from chalicelib.config import settings
+from chalicelib.errors import SiyuError, ThrottledError, UpstreamUnavailableError
+from chalicelib.transact import TryAgainError
 from chalicelib.orders.errors import OrderCancelledError, OrderNotWaitingError, StoreRejectedError, TaskInputError
 
 __all__ = [
@@ -106,18 +110,22 @@ def _order_id(event: Any) -> str:
 # --- Task functions (Lambda handlers in app.py delegate here) -----------------
 
 Task = Callable[[dict[str, Any]], dict[str, Any]]
+# The errors the machine's Retry names by their family: a subclass is raised under its family's name.
+_RETRIED = (UpstreamUnavailableError, ThrottledError, TryAgainError)
 
 
 def _task(function: Task) -> Task:
     @functools.wraps(function)
     def task(event: dict[str, Any]) -> dict[str, Any]:
         from chalicelib import transact
-        from chalicelib.errors import SiyuError
 
         try:
             return function(event)
-        except SiyuError:
-            raise
+        except SiyuError as exc:
+            family = next((family for family in _RETRIED if isinstance(exc, family)), None)
+            if family is None or type(exc) is family:
+                raise
+            raise family(exc.message) from exc  # a courier's CourierError is retried as UpstreamUnavailableError
         except Exception as exc:
             busy = transact.busy_error(exc)
             if busy is None:
