@@ -16,8 +16,8 @@ that also answers in another format (`also=["text/csv"]`) may return a
 `Rendered` body of that media type instead, passed through as it is. Every
 `SiyuError` becomes `{"code", "message"}` with its status; DynamoDB throttling
 or a transaction conflict that outlasted the retries is `TRY_AGAIN` (503 with
-`Retry-After`, 409); anything else is logged and answered 500 without details. Unknown paths and methods get the same
-shape (404, 405) from fallback routes. Models are named lazily (`LazyName`), so
+`Retry-After`, 409); anything else is logged and answered 500 without details.
+Unknown paths and methods get the same shape (404, 405) from fallback routes. Models are named lazily (`LazyName`), so
 importing the app imports none of them.
 """
 

@@ -21,12 +21,13 @@ class Limits:
 
 
 # prod keeps a year of logs: a points or coupon dispute comes back months later.
-# Its API limits are meant to sit above the mall's launch-day peaks (set them
-# from the brand's own numbers), yet a flood they let through needs about 100
-# concurrent API handlers (at ~100 ms a request), a tenth of a region's default
-# Lambda quota.
+# Its API limits sit above a launch at 56x a normal day's peak for a brand of
+# 10 million members (about 4,000 requests a second, bench/capacity.py; set them
+# from the brand's own numbers), yet a flood they let through needs about 500
+# concurrent API handlers (at ~100 ms a request), half a region's default Lambda
+# quota, and stays under the account's 10,000 a second.
 _LIMITS = {
-    "prod": Limits(log_retention_days=365, api_rate=1000, api_burst=2000),
+    "prod": Limits(log_retention_days=365, api_rate=5000, api_burst=10000),
 }
 _DEFAULT_LIMITS = Limits(log_retention_days=30, api_rate=50, api_burst=100)
 

@@ -191,6 +191,21 @@ def test_a_reroute_failing_transiently_is_retried_and_the_next_store_takes_the_o
                                        "Lambda.TooManyRequestsException"]
 
 
+def test_an_unreported_express_parcel_whose_completion_fails_transiently_still_completes(shop, stack):
+    sku = new_sku()
+    stock("warehouse", sku, 1)
+    with orders_configured(express_seconds=2):
+        order_id = paid_and_waiting(shop.api, stack, shop.token, delivery(*shop.spot, (sku, 1), mode="express"))
+    with failing("order_complete", order_id, list(TRANSIENT)):
+        accepted_and_packed(shop.api, "warehouse", order_id)
+        ended(order_id, "SUCCEEDED")
+    assert order_status(order_id) == "completed"
+    assert statuses(shop.api, shop.token, order_id).count("completed") == 1
+    assert (level("warehouse", sku)["onHand"], level("warehouse", sku)["reserved"]) == (0, 0)
+    assert task_failures(order_id) == ["Lambda.ServiceException", "Sandbox.Timedout",
+                                       "Lambda.TooManyRequestsException"]
+
+
 def test_a_compensation_failing_transiently_is_retried_and_the_order_refunded(shop, stack):
     order_id = shop.placed(shop.pickup_order())
     with failing("order_notify_store", order_id, FUNCTION_CRASH), \

@@ -27,10 +27,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib import clock, observability
+from chalicelib import clock, observability, transact
 from chalicelib.config import settings
 from chalicelib.errors import SiyuError, ThrottledError, UpstreamUnavailableError
-from chalicelib.transact import TryAgainError
 from chalicelib.orders.errors import OrderCancelledError, OrderNotWaitingError, StoreRejectedError, TaskInputError
 
 __all__ = [
@@ -111,14 +110,12 @@ def _order_id(event: Any) -> str:
 
 Task = Callable[[dict[str, Any]], dict[str, Any]]
 # The errors the machine's Retry names by their family: a subclass is raised under its family's name.
-_RETRIED = (UpstreamUnavailableError, ThrottledError, TryAgainError)
+_RETRIED = (UpstreamUnavailableError, ThrottledError, transact.TryAgainError)
 
 
 def _task(function: Task) -> Task:
     @functools.wraps(function)
     def task(event: dict[str, Any]) -> dict[str, Any]:
-        from chalicelib import transact
-
         try:
             return function(event)
         except SiyuError as exc:
