@@ -491,8 +491,10 @@ def _figures(results: dict[str, Any]) -> None:
     routes = top["routes"]
     requests = sum(figures["count"] for figures in routes.values())
     errors = sum(figures["errors"] for figures in routes.values())
-    slowest = max(routes, key=lambda route: routes[route]["p99"])
-    bench.figure(f"load, {top['users']} users: p50 / p99 of the slowest route (`{slowest}`)",
+    # The sandbox's payment answers once siyu's webhook has taken its notification: not a route of ours.
+    ours = [route for route in routes if " /sandbox/" not in route]
+    slowest = max(ours, key=lambda route: routes[route]["p99"])
+    bench.figure(f"load, {top['users']} users: p50 / p99 of the slowest API route (`{slowest}`)",
                  f"{routes[slowest]['p50']:.0f} / {routes[slowest]['p99']:.0f} ms")
     bench.figure(f"load, {top['users']} users: error rate over {requests:,} requests", f"{errors / requests:.2%}",
                  "0", errors == 0)

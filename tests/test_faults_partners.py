@@ -21,7 +21,7 @@ from chalicelib.orders.config import orders_config
 from chalicelib.orders.fulfillment import DELIVERY
 from tests.conftest import eventually
 from tests.fulfillment_helpers import accepted_and_packed, delivered_by_courier, dispatches, orders_configured, parked_at
-from tests.order_helpers import order_status
+from tests.order_helpers import available_points, coupon_status, order_status
 from tests.test_faults_state_machine import Shop, ended, failing, statuses, task_failures
 from tests.test_orders_api import (  # noqa: F401 (members and invariants_hold are fixtures)
     invariants_hold,
@@ -135,3 +135,17 @@ def test_refunds_down_past_every_retry_are_finished_by_the_sweeper_when_wechat_p
     assert sweep(stack, later)["refund_requested"] >= 1
     shop.assert_compensated(order_id, stack)
     assert statuses(api, shop.token, order_id)[-2:] == ["refunding", "refunded"]
+
+
+@pytest.mark.parametrize("kind", ["unavailable", "slow"])
+def test_an_order_whose_payment_wechat_pay_cannot_offer_is_refused_and_takes_nothing(shop, stack, outage, kind):
+    outage("wxpay", kind, path="/v3/pay/transactions/jsapi")
+    answer = shop.api.post("/orders", shop.token, json=shop.pickup_order())
+    assert answer.status_code == 503 and answer.json()["code"] == "UPSTREAM_UNAVAILABLE"
+    assert shop.stock_levels() == (2, 0)
+    assert coupon_status(shop.member_id, shop.coupon_id) == "available"
+    assert available_points(shop.member_id) == 300
+
+    end_outages(stack)
+    order_id = shop.placed(shop.pickup_order())  # the member tries again once WeChat Pay answers
+    assert order_status(order_id) == "pending_payment" and shop.stock_levels() == (2, 1)
