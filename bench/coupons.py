@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import bench
+from bench import plots
 from bench.roundtrips import live_members, round_trips
 from local.stack import Stack
 
@@ -239,4 +240,9 @@ def run(stack: Stack) -> str:
         "",
     ]
     lines += [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in verdicts.items()]
+    picture = plots.bars(
+        bench.output_dir() / "coupon_rush.png", "Coupon rush: writes per stock shard", "stock shard (by writes)",
+        "item writes", {str(index + 1): count for index, count in enumerate(result["shard_spread"])},
+        goal=BUSIEST_GOAL * result["stock_writes"])
+    lines += ["", f"![Writes per stock shard; the dashed line is 1/8 of the stock writes]({picture.name})"]
     return "\n".join(lines)

@@ -44,6 +44,7 @@ from typing import Any
 import requests
 
 import bench
+from bench import plots
 from local.stack import Stack
 
 # --- AWS list prices, us-east-1 ---------------------------------------------------------------
@@ -1081,7 +1082,17 @@ def _rush_report(rush: dict[str, Any]) -> list[str]:
         "",
         "Round trips per order are given as `round trips: orders`.",
         "",
+        f"![Writes per launch stock row; the dashed line is {BUSIEST_GOAL:.3f} of the stock writes]"
+        f"({_rush_plot(rush).name})",
+        "",
     ]
+
+
+def _rush_plot(rush: dict[str, Any]) -> Any:
+    return plots.bars(
+        bench.output_dir() / "order_rush.png", "Launch-SKU rush: writes per stock row", "stock row (by writes)",
+        "item writes", {str(index + 1): count for index, count in enumerate(rush["spread"])},
+        goal=BUSIEST_GOAL * rush["stock_writes"])
 
 
 def _table_wru(measure: Measure) -> float:

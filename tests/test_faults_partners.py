@@ -22,7 +22,7 @@ from chalicelib.orders.fulfillment import DELIVERY
 from tests.conftest import eventually
 from tests.fulfillment_helpers import accepted_and_packed, delivered_by_courier, dispatches, orders_configured, parked_at
 from tests.order_helpers import available_points, coupon_status, order_status
-from tests.test_faults_state_machine import Shop, ended, failing, statuses, task_failures
+from tests.order_fault_helpers import Shop, ended, failing, statuses, task_failures
 from tests.test_orders_api import (  # noqa: F401 (members and invariants_hold are fixtures)
     invariants_hold,
     members,
