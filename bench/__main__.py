@@ -49,13 +49,14 @@ def main() -> None:
     report = bench.output_dir() / "REPORT.md"
     stack = Stack(api_port=free_port(), sandbox_port=free_port(), table_prefix=f"bench{os.getpid()}-", seed=False)
     stack.start()
-    parts = [
+    header = [
         "# siyu benchmarks",
         "",
         f"Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}; DynamoDB Local for every table.",
         "",
     ]
+    parts = []
     try:
         for name in SECTIONS:
             if wanted and not any(w in name for w in wanted):
@@ -64,8 +65,7 @@ def main() -> None:
             parts.append(importlib.import_module(name).run(stack).rstrip() + "\n")
     finally:
         stack.stop()
-    parts[5:5] = [_summary(bench.figures())]
-    report.write_text("\n".join(parts))
+    report.write_text("\n".join([*header, _summary(bench.figures()), *parts]))
     print(report.read_text())
 
 

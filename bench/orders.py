@@ -984,19 +984,19 @@ def run(stack: Stack) -> str:
         and rush["level"]["available"] >= 0,
         f"busiest stock row at most {BUSIEST_GOAL:.3f} of the stock writes": rush["stock_writes"] > 0
         and rush["busiest"] / rush["stock_writes"] <= BUSIEST_GOAL,
-        f"at most ${COST_GOAL_PER_1000:.2f} per 1,000 completed orders, every mode": max(costs.values())
-        <= COST_GOAL_PER_1000,
-        f"at least {ORDERS_PER_SECOND_GOAL} orders/s on 800 transitions/s, every mode":
-        min(*per_mode.values(), per_cancelled) >= ORDERS_PER_SECOND_GOAL,
     }
-    lines += [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in verdicts.items()]
     for name, ok in verdicts.items():
         bench.figure(f"orders: {name}", "see Orders", "", ok)
-    bench.figure("cost per 1,000 completed orders (the dearest mode)", _money(max(costs.values())),
-                 f"<= ${COST_GOAL_PER_1000:.2f}", max(costs.values()) <= COST_GOAL_PER_1000)
-    slowest = min(*per_mode.values(), per_cancelled)
+    # These two are in the summary with their values, not as a bare verdict.
+    dearest, slowest = max(costs.values()), min(*per_mode.values(), per_cancelled)
+    cheap_enough, fast_enough = dearest <= COST_GOAL_PER_1000, slowest >= ORDERS_PER_SECOND_GOAL
+    bench.figure("cost per 1,000 completed orders (the dearest mode)", _money(dearest),
+                 f"<= ${COST_GOAL_PER_1000:.2f}", cheap_enough)
     bench.figure("orders a second within 800 state transitions a second (the dearest mode)", f"{slowest:,.0f}",
-                 f">= {ORDERS_PER_SECOND_GOAL}", slowest >= ORDERS_PER_SECOND_GOAL)
+                 f">= {ORDERS_PER_SECOND_GOAL}", fast_enough)
+    verdicts[f"at most ${COST_GOAL_PER_1000:.2f} per 1,000 completed orders, every mode"] = cheap_enough
+    verdicts[f"at least {ORDERS_PER_SECOND_GOAL} orders/s on 800 transitions/s, every mode"] = fast_enough
+    lines += [f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in verdicts.items()]
     return "\n".join(lines)
 
 

@@ -122,6 +122,9 @@ def connection() -> Connection:
     """The one connection (and botocore client) every model, transaction and multi-table read goes through."""
     current = settings()
     key = (current.region, current.dynamodb_endpoint)
+    shared = _connections.get(key)
+    if shared is not None:
+        return shared
     with _connections_lock:
         shared = _connections.get(key)
         if shared is None:

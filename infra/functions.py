@@ -7,8 +7,9 @@ template gives each function
   before it does, with the stage's retention, and its role can name it;
 - a role whose only policy is built from its declaration in infra/access.py
   (replacing the one Chalice copies from .chalice/policy-lambda.json);
-- for a scheduled job: a dead-letter queue for the events it failed on, and
-  reserved concurrency;
+- for a function EventBridge invokes (a scheduled job, the end of an order's
+  execution): a dead-letter queue for the events it failed on, and reserved
+  concurrency;
 - for a job or a whole-table task, its own timeout and memory (`LIMITS`).
 """
 
@@ -78,7 +79,7 @@ class Function:
     name: str  # Chalice's: api_handler, appointment-reminders, order_reserve
     resource: str
     role: str
-    scheduled: bool  # invoked by EventBridge, a schedule or an event: one at a time, failures kept in the queue
+    invoked_by_eventbridge: bool  # a schedule or an event rule: one at a time, failed events kept in the queue
 
     @property
     def log_group(self) -> str:
@@ -88,8 +89,12 @@ class Function:
         return stage.resource_name(self.name)
 
 
-def _function(name: str, scheduled: bool = False, resource: str | None = None) -> Function:
-    return Function(name, resource or to_cfn_resource_name(name), to_cfn_resource_name(f"{name}_role"), scheduled)
+_EVENTBRIDGE_SOURCES = (ScheduledEventConfig, CloudWatchEventConfig)
+
+
+def _function(name: str, invoked_by_eventbridge: bool = False, resource: str | None = None) -> Function:
+    return Function(name, resource or to_cfn_resource_name(name), to_cfn_resource_name(f"{name}_role"),
+                    invoked_by_eventbridge)
 
 
 def functions(app: Any) -> list[Function]:
@@ -97,7 +102,7 @@ def functions(app: Any) -> list[Function]:
     found = [_function(declared.API_HANDLER, resource="APIHandler")] if app.routes else []
     found += [_function(function.name) for function in app.pure_lambda_functions]
     found += [
-        _function(source.name, scheduled=isinstance(source, (ScheduledEventConfig, CloudWatchEventConfig)))
+        _function(source.name, invoked_by_eventbridge=isinstance(source, _EVENTBRIDGE_SOURCES))
         for source in app.event_sources
     ]
     found += [_function(authorizer.name) for authorizer in app.builtin_auth_handlers]
@@ -156,7 +161,7 @@ def _policy(function: Function, access: declared.Access, models: list[Any], stag
         parameters = [arn("ssm", f"parameter{stage.parameter(setting)}") for setting in sorted(access.parameters)]
         statements.append(statement("Parameters", ["ssm:GetParameter"], parameters))
     statements += _service_statements(access.services, machine_arns, stage)
-    if function.scheduled:
+    if function.invoked_by_eventbridge:
         statements.append(statement("DeadLetters", ["sqs:SendMessage"], [get_att(DEAD_LETTER_QUEUE_RESOURCE, "Arn")]))
     return {"PolicyName": POLICY_NAME, "PolicyDocument": policy_document(statements)}
 
@@ -169,7 +174,7 @@ def _function_properties(function: Function, stage: Stage) -> dict[str, Any]:
         properties["Timeout"], properties["MemorySize"] = LIMITS[function.name]
     if function.name in WHOLE_TABLE_CONCURRENCY:
         properties["ReservedConcurrentExecutions"] = WHOLE_TABLE_CONCURRENCY[function.name]
-    if function.scheduled:
+    if function.invoked_by_eventbridge:
         properties["ReservedConcurrentExecutions"] = JOB_CONCURRENCY
         properties["DeadLetterQueue"] = {"Type": "SQS", "TargetArn": get_att(DEAD_LETTER_QUEUE_RESOURCE, "Arn")}
     return properties
@@ -200,6 +205,6 @@ def function_resources(app: Any, models: Iterable[Any], stage: Stage, machine_ar
         }
         resources[function.log_group] = log_group(f"/aws/lambda/{function.function_name(stage)}",
                                                   stage.limits.log_retention_days)
-    if any(function.scheduled for function in app_functions):
+    if any(function.invoked_by_eventbridge for function in app_functions):
         resources[DEAD_LETTER_QUEUE_RESOURCE] = _dead_letter_queue(stage)
     return resources

@@ -101,6 +101,15 @@ class Packaged:
     pruned: Pruned
 
 
+def _service_of(name: str) -> str | None:
+    """The botocore service whose model `name` is part of (botocore/data/<service>/...), if it is one's:
+    botocore/data/<file> (endpoints.json, partitions.json, _retry.json, ...) is no service's."""
+    if not name.startswith(_MODELS):
+        return None
+    service, slash, _ = name[len(_MODELS):].partition("/")
+    return service if slash else None
+
+
 def _dropped(name: str, kept: Mapping[str, str]) -> bool:
     if name.endswith(".pyi"):
         return True  # type stubs: nothing imports them at runtime
@@ -108,11 +117,8 @@ def _dropped(name: str, kept: Mapping[str, str]) -> bool:
         # Bytecode of the working tree (tests ran there): each .pyc records its source's mtime, the
         # zip gives every source 1980-01-01, so Python never uses one and compiles the source anyway.
         return True
-    if not name.startswith(_MODELS):
-        return False
-    parts = name[len(_MODELS):].split("/")
-    # botocore/data/<file> (endpoints.json, partitions.json, _retry.json, ...) are not a service's.
-    return len(parts) > 1 and parts[0] not in kept
+    service = _service_of(name)
+    return service is not None and service not in kept
 
 
 def prune(zip_path: Path, kept: Mapping[str, str] = KEPT_SERVICES) -> Pruned:
@@ -126,19 +132,17 @@ def prune(zip_path: Path, kept: Mapping[str, str] = KEPT_SERVICES) -> Pruned:
     before = zip_path.stat().st_size
     with zipfile.ZipFile(zip_path) as source:
         infos = source.infolist()
-        names = [info.filename for info in infos]
-        present = {name[len(_MODELS):].split("/")[0] for name in names
-                   if name.startswith(_MODELS) and "/" in name[len(_MODELS):]}
+        present = {service for info in infos if (service := _service_of(info.filename))}
         if present and not set(kept) <= present:
             raise RuntimeError(f"{zip_path}: botocore has no model for {sorted(set(kept) - present)}")
-        dropped = [name for name in names if _dropped(name, kept)]
+        dropped = {info.filename for info in infos if _dropped(info.filename, kept)}
         if not dropped:
             return Pruned(before, before, (), 0)
         scratch = zip_path.with_name(zip_path.name + ".pruning")
         try:
             with zipfile.ZipFile(scratch, "w") as target:
                 for info in infos:
-                    if _dropped(info.filename, kept):
+                    if info.filename in dropped:
                         continue
                     copied = zipfile.ZipInfo(info.filename, info.date_time)
                     copied.compress_type = info.compress_type
@@ -149,7 +153,7 @@ def prune(zip_path: Path, kept: Mapping[str, str] = KEPT_SERVICES) -> Pruned:
             scratch.unlink(missing_ok=True)
             raise
     os.replace(scratch, zip_path)
-    services = sorted({name[len(_MODELS):].split("/")[0] for name in dropped if name.startswith(_MODELS)})
+    services = sorted({service for name in dropped if (service := _service_of(name))})
     return Pruned(before, zip_path.stat().st_size, tuple(services), len(dropped))
 
 

@@ -311,7 +311,7 @@ def merge_template(
     _check_access(app, models, stage)
     app_functions = functions(app)
     has_api = bool(app.routes)
-    has_jobs = any(function.scheduled for function in app_functions)
+    has_jobs = any(function.invoked_by_eventbridge for function in app_functions)
     resources: dict[str, Any] = {
         **_tables(models, stage.table_prefix),
         **{name: resource for machine in MACHINES for name, resource in _state_machine(app, stage, machine).items()},

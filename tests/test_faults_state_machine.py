@@ -203,6 +203,10 @@ def test_a_refund_window_that_cannot_close_leaves_the_completed_order_to_the_swe
 
 
 def test_the_end_of_another_machine_or_of_a_succeeded_execution_changes_nothing(shop, stack):
+    import app
+
+    [rule] = [source for source in app.app.event_sources if source.name == "order_execution_ended"]
+    assert tuple(rule.event_pattern["detail"]["status"]) == flow.ENDED_UNFINISHED
     order_id = paid_and_waiting(shop.api, stack, shop.token, shop.pickup_order())
     arn = flow.execution_arn(order_id)
     detail = {"executionArn": arn, "name": order_id, "status": "FAILED",

@@ -148,7 +148,7 @@ def test_the_order_machine_settles_with_its_task_and_the_segmented_one_maps_segm
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_job_and_whole_table_task_has_its_own_timeout_and_memory(packaged, stage):
     resources = load(packaged[stage])["Resources"]
-    limited = [function for function in APP_FUNCTIONS if function.scheduled or function.name.startswith("segment_")]
+    limited = [function for function in APP_FUNCTIONS if function.invoked_by_eventbridge or function.name.startswith("segment_")]
     assert {function.name for function in limited} == set(LIMITS)
     for function in limited:
         properties = resources[function.resource]["Properties"]
@@ -282,7 +282,7 @@ def test_the_jobs_touch_only_their_own_tables(packaged, stage):
 
     # Whole tables are visited by the segmented machine's task; a job reads at most the store directory.
     scanners = {name: tables(name, "dynamodb:Scan") for name in by_name if tables(name, "dynamodb:Scan")}
-    assert {name for name, scanned in scanners.items() if by_name[name].scheduled and scanned != {"stores"}} == set()
+    assert {name for name, scanned in scanners.items() if by_name[name].invoked_by_eventbridge and scanned != {"stores"}} == set()
     assert scanners["segment_scan"] == {"points-balances", "identities", "inventory"}
     assert tables("ledger-audit", "dynamodb:UpdateItem") == tables("ledger-audit", "dynamodb:PutItem") == set()
     assert tables("points-expiry", "dynamodb:UpdateItem") == {"points-balances", "points-transfers"}
@@ -416,7 +416,7 @@ def test_alarms_watch_breaches_5xx_errors_throttles_executions_and_dead_letters(
     assert dimensions(dead_letters) == {"QueueName": {"Fn::GetAtt": [queue, "QueueName"]}}
 
 
-def scheduled(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def invoked_by_eventbridge(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         name: function for name, function in resources_of(template, "AWS::Serverless::Function").items()
         if any(event["Type"] in ("Schedule", "CloudWatchEvent")
@@ -425,9 +425,9 @@ def scheduled(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_every_scheduled_function_parks_failed_events_in_a_dead_letter_queue_it_may_send_to(packaged, stage):
+def test_every_function_eventbridge_invokes_parks_failed_events_in_a_dead_letter_queue_it_may_send_to(packaged, stage):
     template = load(packaged[stage])
-    jobs = scheduled(template)
+    jobs = invoked_by_eventbridge(template)
     assert len(jobs) == len(app.app.event_sources)
     by_resource = {function.resource: function for function in APP_FUNCTIONS}
     for name, job in jobs.items():
@@ -442,7 +442,7 @@ def test_every_scheduled_function_parks_failed_events_in_a_dead_letter_queue_it_
 @pytest.mark.parametrize("stage", STAGES)
 def test_the_jobs_have_reserved_concurrency_and_the_api_does_not(packaged, stage):
     template = load(packaged[stage])
-    for name, job in scheduled(template).items():
+    for name, job in invoked_by_eventbridge(template).items():
         assert job["Properties"]["ReservedConcurrentExecutions"] >= 1, name
     assert "ReservedConcurrentExecutions" not in template["Resources"]["APIHandler"]["Properties"]
 

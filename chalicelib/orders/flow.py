@@ -155,7 +155,7 @@ def notify_store(event: dict[str, Any]) -> dict[str, Any]:
     a store's answer moves the order first and looks for the token after,
     so one of the two always sees the other.
     """
-    from chalicelib.orders.models import ACCEPTED, CLOSED, COMPLETED, DELIVERING, READY
+    from chalicelib.orders.models import ACCEPTED_BY_STORE, CLOSED
     from chalicelib.orders.service import find_order
 
     order_id = _order_id(event)
@@ -167,7 +167,7 @@ def notify_store(event: dict[str, Any]) -> dict[str, Any]:
         raise OrderCancelledError(order_id)
     if order.declined_by == order.store_id:
         raise StoreRejectedError(f"declined by {order.store_id}")
-    if order.status in (ACCEPTED, READY, DELIVERING, COMPLETED):
+    if order.status in ACCEPTED_BY_STORE:
         # The store accepted (and maybe packed and handed over) before the execution got here:
         # its resume may have found nothing parked.
         _resume_parked(order_id, STORE_ACCEPTANCE, {"storeId": order.store_id})
@@ -270,7 +270,7 @@ def execution_ended(event: dict[str, Any]) -> dict[str, Any]:
     the order it left in flight is compensated (refunded, everything given back); one that is
     completed, closed or never paid is left as it is."""
     from chalicelib.orders import lifecycle
-    from chalicelib.orders.models import CANCELLED, COMPLETED, PENDING_PAYMENT, REFUNDED
+    from chalicelib.orders.models import ENDED, PENDING_PAYMENT
     from chalicelib.orders.service import find_order
 
     detail = event.get("detail") if isinstance(event, dict) else None
@@ -278,7 +278,7 @@ def execution_ended(event: dict[str, Any]) -> dict[str, Any]:
             or detail.get("status") not in ENDED_UNFINISHED):
         return {"ignored": True}
     order = find_order(str(detail.get("name") or ""))
-    if order is None or order.status in (PENDING_PAYMENT, COMPLETED, CANCELLED, REFUNDED):
+    if order is None or order.status in (PENDING_PAYMENT, *ENDED):
         return {"orderId": detail.get("name"), "status": order.status if order else None}
     observability.info("order compensated after its execution ended", order_id=order.order_id,
                        execution_status=detail["status"])

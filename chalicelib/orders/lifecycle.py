@@ -54,6 +54,7 @@ from chalicelib.orders.models import (
     DUE_EARNED,
     DUE_REFUND,
     DUE_UNSETTLED,
+    ENDED,
     PAID,
     PENDING_PAYMENT,
     READY,
@@ -512,8 +513,6 @@ def _why_not_refundable(order: Order) -> Exception:
 
 # --- Erasure ------------------------------------------------------------------------------------
 
-_ENDED = (COMPLETED, CANCELLED, REFUNDED)
-
 
 def erase_member_orders(member_id: str) -> int:
     """The member deletes their account: unpaid orders are closed and every order forgets the
@@ -527,12 +526,12 @@ def erase_member_orders(member_id: str) -> int:
 
     found = db.batch_get([(Order, order_id) for order_id in member_order_ids(member_id)])
     orders = [order for order in found if order is not None]
-    if any(order.status not in (*_ENDED, PENDING_PAYMENT) for order in orders):
+    if any(order.status not in (*ENDED, PENDING_PAYMENT) for order in orders):
         raise OrdersInProgressError()
     for order in orders:
-        if order.status == PENDING_PAYMENT and cancel(member_id, order.order_id).status not in _ENDED:
+        if order.status == PENDING_PAYMENT and cancel(member_id, order.order_id).status not in ENDED:
             raise OrdersInProgressError()  # paid at the last moment: it is being refunded
     for order in orders:
-        if move(order.order_id, [Order.address.remove(), Order.openid.set("")], Order.status.is_in(*_ENDED)) is None:
+        if move(order.order_id, [Order.address.remove(), Order.openid.set("")], Order.status.is_in(*ENDED)) is None:
             raise OrdersInProgressError()
     return len(orders)

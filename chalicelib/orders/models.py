@@ -24,6 +24,8 @@ __all__ = [
     "COMPLETED",
     "WAITING_FOR_STORE",
     "CLOSED",
+    "ENDED",
+    "ACCEPTED_BY_STORE",
     "CANCELLED",
     "REFUNDING",
     "REFUNDED",
@@ -54,6 +56,10 @@ CANCELLED, REFUNDING, REFUNDED = "cancelled", "refunding", "refunded"
 # Paid, and waiting for the location holding its stock to accept it.
 WAITING_FOR_STORE = (PAID, ROUTED)
 CLOSED = (CANCELLED, REFUNDING, REFUNDED)
+# Nothing more happens to it.
+ENDED = (COMPLETED, CANCELLED, REFUNDED)
+# Its store has accepted it (and may have packed it and handed it over since).
+ACCEPTED_BY_STORE = (ACCEPTED, READY, DELIVERING, COMPLETED)
 
 # What the sweeper must look at, and from when: an order waits for at most one of these at a time.
 DUE_UNPAID = "unpaid"  # its payment deadline
